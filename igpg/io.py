@@ -1,0 +1,129 @@
+"""Safe file I/O: atomic writes, and safetensors reads that check the file before trusting it.
+
+Nothing here unpickles: weights are safetensors, configs and metadata JSON/YAML.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from igpg.errors import IgpgError
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a larger header is refused before it is read
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`, else removed."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_weights(path: str | Path, state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
+    """Write tensors as safetensors atomically; returns the file's sha256.
+
+    Tensors are made contiguous and un-shared first (safetensors refuses tied or strided views).
+    """
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(_serialise(state, metadata or {}))
+        digest = sha256_file(tmp)
+    return digest
+
+
+_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+           torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+           torch.bool: "BOOL"}
+
+
+def _serialise(state: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes with a canonical header (sorted keys), so the same weights give the same sha256.
+
+    (The `safetensors` writer orders metadata by a randomised hash map: equal weights, different files.)
+    Tensors are copied contiguous, so tied and non-contiguous tensors are written as plain values.
+    """
+    header: dict = {"__metadata__": {k: str(v) for k, v in sorted(metadata.items())}} if metadata else {}
+    blobs, offset = [], 0
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        if t.dtype not in _DTYPES:
+            raise IgpgError(f"tensor {name!r} has dtype {t.dtype}, which igpg does not write")
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[name] = {"dtype": _DTYPES[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_header(path: str | Path) -> dict:
+    """The safetensors JSON header, after checking sizes: a truncated or absurd file is an `IgpgError`."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise IgpgError(f"{path}: not a safetensors file ({size} bytes)")
+            (n,) = struct.unpack("<Q", head)
+            if n > MAX_HEADER_BYTES or 8 + n > size:
+                raise IgpgError(f"{path}: corrupt safetensors header (claims {n} bytes; file has {size})")
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        raise IgpgError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IgpgError(f"{path}: is a directory, expected a .safetensors file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise IgpgError(f"{path}: corrupt safetensors header (not JSON)") from None
+    if not isinstance(header, dict):
+        raise IgpgError(f"{path}: corrupt safetensors header")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise IgpgError(f"{path}: truncated or padded safetensors file ({size} bytes, header says {8 + n + end})")
+    return header
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and `__metadata__` of a safetensors file; corrupt, truncated or non-finite weights are refused."""
+    header = read_header(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise IgpgError(f"{path}: cannot read safetensors: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise IgpgError(f"{path}: tensor {name!r} has NaN or infinite values")
+    return tensors, dict(header.get("__metadata__") or {})

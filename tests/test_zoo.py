@@ -1,0 +1,239 @@
+"""The zoo builder: plan, catalogue, split flags, resume, crash safety, locking, bad input."""
+
+import json
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from conftest import TINY, igpg_subprocess
+from igpg.arch import ArchSpec
+from igpg.data import Task
+from igpg.zoo import Catalogue, build_zoo, load_zoo_config, plan_zoo
+from igpg.zoo.train import initial_network
+
+TINY_RAW = yaml.safe_load(TINY.read_text())
+
+
+def write_config(tmp_path: Path, **changes) -> Path:
+    raw = json.loads(json.dumps(TINY_RAW))
+    for key, value in changes.items():
+        *path, last = key.split("__")
+        d = raw
+        for p in path:
+            d = d[p]
+        if value is DELETE:
+            del d[last]
+        else:
+            d[last] = value
+    p = tmp_path / "cfg.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    return p
+
+
+DELETE = object()
+
+
+def test_tiny_zoo_complete_and_verified(tiny_zoo):
+    cfg = load_zoo_config(TINY)
+    plan = plan_zoo(cfg)
+    cat = Catalogue(tiny_zoo)
+    rows = cat.rows()
+    assert {r["net_id"] for r in rows} == {j.net_id for j in [*plan.generic_jobs, *plan.task_jobs]}
+    assert cat.verify() == []
+    # every file loads strictly into the architecture it is catalogued with, and is far above chance
+    for r in rows:
+        net = ArchSpec.parse(r["arch"]).build()
+        net.load_state_dict(load_file(tiny_zoo / r["file"]), strict=True)
+        assert r["test_acc"] > 1.5 / len(r["labels"]), r
+    task_rows = [r for r in rows if r["role"] == "task"]
+    assert {r["task_split"] for r in task_rows} == {"train", "test"}
+    assert {r["arch_split"] for r in task_rows} == {"train", "test"}
+    assert {r["seed_split"] for r in task_rows} == {"train", "test"}
+    # held-out seeds exist only for training tasks on training architectures
+    for r in task_rows:
+        if r["seed_split"] == "test":
+            assert r["task_split"] == "train" and r["arch_split"] == "train"
+        assert r["instructions"] and r["heldout_instructions"]
+        assert not set(r["instructions"]) & set(r["heldout_instructions"])
+    assert all(r["arch_split"] == "test" for r in task_rows if "-24-" in r["arch"])
+
+
+def test_rerun_trains_nothing(tiny_zoo):
+    report = build_zoo(load_zoo_config(TINY), tiny_zoo)
+    assert report.trained == 0 and report.skipped == report.planned
+
+
+def test_generic_init_starts_from_generic_rows(tiny_zoo):
+    plan = plan_zoo(load_zoo_config(TINY))
+    job = next(j for j in plan.task_jobs if j.task.kind == "grouped")
+    generic = load_file(tiny_zoo / job.generic_file)
+    from dataclasses import replace
+
+    net = initial_network(replace(job, generic_file=str(tiny_zoo / job.generic_file)))
+    state = net.state_dict()
+    assert (state["hidden.0.weight"] == generic["hidden.0.weight"]).all()
+    for i, label in enumerate(job.task.labels):
+        assert (state["head.weight"][i] - generic["head.weight"][list(label)].mean(0)).abs().max() < 1e-6
+
+
+def test_two_workers_train_the_same_networks(tiny_zoo, tmp_path):
+    """Seeds derive from each job, not from the process: a 2-worker build gives the same files."""
+    build_zoo(load_zoo_config(TINY), tmp_path / "z2", workers=2)
+    one = {r["net_id"]: r["sha256"] for r in Catalogue(tiny_zoo).rows()}
+    two = {r["net_id"]: r["sha256"] for r in Catalogue(tmp_path / "z2").rows()}
+    assert one == two
+
+
+def test_sigkill_mid_build_then_resume_verifies_clean(tmp_path):
+    out = tmp_path / "zoo"
+    proc = igpg_subprocess("zoo", "build", "--config", TINY, "--out", out)
+    db = out / "catalogue.sqlite"
+    deadline = time.time() + 120
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                n = sqlite3.connect(db).execute("SELECT count(*) FROM networks").fetchone()[0]
+            except sqlite3.Error:
+                n = 0
+            if n >= 3:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the build finished before it could be killed: make the tiny zoo bigger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    planned = len(plan_zoo(load_zoo_config(TINY)).task_jobs) + len(plan_zoo(load_zoo_config(TINY)).generic_jobs)
+    assert 3 <= Catalogue(out).rows().__len__() < planned
+    again = igpg_subprocess("zoo", "build", "--config", TINY, "--out", out)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    verify = igpg_subprocess("zoo", "verify", out)
+    stdout, _ = verify.communicate(timeout=120)
+    assert verify.returncode == 0 and f"{planned} networks checked, 0 problems" in stdout
+
+
+def test_second_build_on_same_dir_is_refused(tmp_path):
+    out = tmp_path / "zoo"
+    slow = write_config(tmp_path, datasets={"digits": {"tasks": 40}}, train__max_epochs=40, train__patience=40)
+    first = igpg_subprocess("zoo", "build", "--config", slow, "--out", out)
+    deadline = time.time() + 60
+    while not (out / ".lock").exists() or not (out / "catalogue.sqlite").exists():
+        assert time.time() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = igpg_subprocess("zoo", "build", "--config", TINY, "--out", out)
+    _, err = second.communicate(timeout=120)
+    first_running = first.poll() is None
+    first.kill()
+    first.wait()
+    assert first_running, "the first build ended before the second started: make the tiny zoo bigger"
+    assert second.returncode == 2
+    assert "another zoo build is running" in err and len(err.strip().splitlines()) == 1
+
+
+def test_verify_reports_tampering(tiny_zoo, tmp_path, cli):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, copy)
+    files = sorted((copy / "nets").iterdir())
+    files[0].write_bytes(files[0].read_bytes()[:-4])  # truncated
+    files[1].unlink()  # missing
+    (copy / "nets" / "stray.safetensors").write_bytes(b"x")  # orphan
+    res = cli("zoo", "verify", copy)
+    assert res.code == 1
+    assert "does not match its sha256" in res.out and "is missing" in res.out and "without a catalogue row" in res.out
+
+
+def test_info_prints_per_dataset_accuracy(tiny_zoo, cli):
+    res = cli("zoo", "info", tiny_zoo)
+    assert res.code == 0 and "digits" in res.out and "by split" in res.out
+
+
+BAD_CONFIGS = {
+    "unknown dataset": dict(datasets={"digts": {"tasks": 2}}),
+    "class out of range": dict(datasets__digits__include=[[3, 5, 10]]),
+    "duplicate labels": dict(datasets__digits__include=[[3, 3, 5]]),
+    "overlapping labels": dict(datasets__digits__include=[[[1, 2], [2, 3]]]),
+    "arch input does not fit": dict(archs=[{"arch": "mlp:100-16-*"}]),
+    "cnn on flat input shape": dict(archs=[{"arch": "cnn:1x28x28-8-*"}]),
+    "malformed arch": dict(archs=[{"arch": "mlp:*--16-*"}]),
+    "unknown family": dict(archs=[{"arch": "rnn:*-16-*"}]),
+    "output not a star": dict(archs=[{"arch": "mlp:*-16-3"}]),
+    "missing key": dict(seeds=DELETE),
+    "unknown top key": dict(epochs=3),
+    "unknown train key": dict(train__epochs=3),
+    "bad type": dict(train__lr="fast"),
+    "negative seed": dict(seeds={"train": [-1]}),
+    "seed in both": dict(seeds={"train": [0], "heldout": [0]}),
+    "unknown init": dict(init="pretrained"),
+    "min > max ways": dict(tasks__min_ways=5, tasks__max_ways=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_one_line_exit_2_nothing_written(case, tmp_path, cli):
+    cfg = write_config(tmp_path, **BAD_CONFIGS[case])
+    out = tmp_path / "out"
+    res = cli("zoo", "build", "--config", cfg, "--out", out)
+    assert res.code == 2, res.err
+    assert res.err.startswith("error: ") and len(res.err.strip().splitlines()) == 1, res.err
+    assert not out.exists()
+
+
+def test_missing_config_and_bad_yaml(tmp_path, cli):
+    res = cli("zoo", "build", "--config", tmp_path / "nope.yaml", "--out", tmp_path / "o")
+    assert res.code == 2 and "not found" in res.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    res = cli("zoo", "build", "--config", bad, "--out", tmp_path / "o")
+    assert res.code == 2 and "not valid YAML" in res.err and not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_directory(tmp_path, cli):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    # root ignores file permissions; /sys refuses new entries even to root
+    target = ro / "zoo" if not os.access(ro, os.W_OK) else Path("/sys/igpg-test-zoo")
+    try:
+        res = cli("zoo", "build", "--config", TINY, "--out", target)
+        assert res.code == 2 and "error: cannot" in res.err and len(res.err.strip().splitlines()) == 1
+        assert not target.exists()
+    finally:
+        ro.chmod(0o700)
+
+
+def test_output_path_is_a_file(tmp_path, cli):
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = cli("zoo", "build", "--config", TINY, "--out", f / "zoo")
+    assert res.code == 2 and res.err.startswith("error: cannot create output directory")
+    res = cli("zoo", "build", "--config", TINY, "--out", f)
+    assert res.code == 2 and "not a directory" in res.err
+
+
+def test_not_a_zoo(tmp_path, cli):
+    res = cli("zoo", "info", tmp_path)
+    assert res.code == 2 and "is not a zoo" in res.err
+
+
+def test_split_change_refused(tiny_zoo, tmp_path, cli):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, copy)
+    cfg = write_config(tmp_path, archs=[{"arch": "mlp:*-16-*", "heldout": True}, {"arch": "mlp:*-24-*"}])
+    res = cli("zoo", "build", "--config", cfg, "--out", copy)
+    assert res.code == 2 and "held-out splits must not change" in res.err
+    assert Catalogue(copy).verify() == []
+
+
+def test_task_ids_match_catalogue(tiny_zoo):
+    for r in Catalogue(tiny_zoo).rows():
+        assert Task.from_classes(r["dataset"], r["labels"]).task_id == r["task_id"]
