@@ -1,0 +1,114 @@
+"""Checkpoint directories (as lerobot does): never a pickle.
+
+    DIR/config.json                       the model's config (a dataclass, as JSON) + what it is
+    DIR/model.safetensors                 weights and buffers
+    DIR/training_state/optimizer.safetensors + optimizer.json   Adam moments + param groups
+    DIR/training_state/state.json         step, metrics so far; RNG states in rng.safetensors
+
+A checkpoint is written into a temporary sibling directory and swapped in with renames, so a run killed at any
+moment leaves either the previous checkpoint or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from igpg.errors import IgpgError
+from igpg.io import load_weights, save_weights
+
+CONFIG = "config.json"
+MODEL = "model.safetensors"
+STATE = "training_state"
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = v
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in [*tensors.items(), *meta["scalars"].items()]:
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
+                    optimizer: torch.optim.Optimizer | None = None, step: int = 0, extra: dict | None = None) -> None:
+    """Write a checkpoint directory atomically (build beside it, then rename over)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / STATE).mkdir(parents=True)
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    (tmp / CONFIG).write_text(json.dumps({"kind": kind, "config": cfg}, indent=1))
+    save_weights(tmp / MODEL, model.state_dict(), {"igpg.kind": kind})
+    if optimizer is not None:
+        tensors, meta = _flatten_optimizer(optimizer)
+        save_weights(tmp / STATE / "optimizer.safetensors", tensors)
+        (tmp / STATE / "optimizer.json").write_text(json.dumps(meta))
+        save_weights(tmp / STATE / "rng.safetensors", {"torch": torch.get_rng_state()})
+    (tmp / STATE / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_config(path: str | Path, kind: str) -> dict:
+    """The config dict of a checkpoint of `kind`; a missing or foreign directory is an `IgpgError`."""
+    path = Path(path)
+    if not path.is_dir():
+        raise IgpgError(f"checkpoint {path} not found (expected a directory with {CONFIG} and {MODEL})")
+    for name in (CONFIG, MODEL):
+        if not (path / name).is_file():
+            raise IgpgError(f"checkpoint {path} is incomplete: {name} is missing")
+    try:
+        meta = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise IgpgError(f"checkpoint {path}: {CONFIG} is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("kind") != kind or not isinstance(meta.get("config"), dict):
+        raise IgpgError(f"checkpoint {path} is not a {kind} checkpoint")
+    return meta["config"]
+
+
+def load_model_state(path: str | Path, model: nn.Module) -> None:
+    """Load `model.safetensors` strictly; any mismatch is an `IgpgError`, not a traceback."""
+    state, _ = load_weights(Path(path) / MODEL)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise IgpgError(f"checkpoint {path}: weights do not fit the model ({str(e).splitlines()[0]})") from None
+
+
+def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore optimizer and RNG; return state.json (with "step"). No training state -> step 0."""
+    d = Path(path) / STATE
+    if not (d / "state.json").is_file():
+        return {"step": 0}
+    state = json.loads((d / "state.json").read_text())
+    if (d / "optimizer.safetensors").is_file():
+        tensors, _ = load_weights(d / "optimizer.safetensors")
+        meta = json.loads((d / "optimizer.json").read_text())
+        optimizer.load_state_dict(_unflatten_optimizer(tensors, meta))
+        rng, _ = load_weights(d / "rng.safetensors")
+        torch.set_rng_state(rng["torch"])
+    return state

@@ -1,0 +1,18 @@
+"""The weight tokenizer: networks -> row-aligned chunks of normalised weights (chunking.py) -> discrete codes."""
+
+from igpg.tokenizer.chunking import (
+    LAYER_KINDS,
+    NORMALISATIONS,
+    NUM_POSITION_FEATURES,
+    POSITION_FEATURES,
+    Chunked,
+    ChunkLayout,
+    chunk_layout,
+    chunk_network,
+    count_chunks,
+    layer_scales,
+    unchunk,
+)
+
+__all__ = ["LAYER_KINDS", "NORMALISATIONS", "NUM_POSITION_FEATURES", "POSITION_FEATURES", "ChunkLayout", "Chunked",
+           "chunk_layout", "chunk_network", "count_chunks", "layer_scales", "unchunk"]

@@ -1,0 +1,141 @@
+"""The weight VQ-VAE: a chunk of normalised weights -> Q discrete codes -> the chunk back.
+
+Shape legend: N chunks, C chunk size (values), F position features per chunk, D latent size, Q codes per chunk.
+
+    encoder  (N, C + F) -> (N, D)          an MLP that sees the chunk's values and where it sits in the network
+    quantiser (N, D) -> (N, D), (N, Q)     VectorQuantize (Q = 1), ResidualVQ (Q levels) or FSQ (Q = 1),
+                                           from vector-quantize-pytorch
+    decoder  (N, D + F) -> (N, C)          an MLP; padded positions are ignored by the loss
+
+Decoding from indices equals the forward output in eval mode (`decode_indices`), which is what lets a generator
+emit codes and get weights back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from vector_quantize_pytorch import FSQ, ResidualVQ, VectorQuantize
+
+from igpg.errors import IgpgError
+
+QUANTIZERS = ("vq", "rvq", "fsq")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    chunk_size: int = 8  # weights per chunk; a chunk never spans two neurons (row-aligned chunking)
+    normalisation: str = "fanin"  # none | fanin | layer_std (see tokenizer/chunking.py)
+    quantizer: str = "rvq"  # vq | rvq | fsq
+    codebook_size: int = 1024  # vq / rvq: entries per codebook
+    num_quantizers: int = 4  # rvq: residual levels = codes per chunk
+    fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5)  # fsq: levels per latent dim (codebook = their product)
+    latent_dim: int = 16  # D: size of the quantised vector (fsq: len(fsq_levels))
+    hidden: int = 256  # encoder / decoder width; 0 = linear maps
+    position_features: bool = True  # condition encoder and decoder on the chunk's place in the network
+    commitment_weight: float = 0.25  # VQ-VAE beta (van den Oord et al. 2017)
+    decay: float = 0.9  # EMA decay of the codebooks
+    kmeans_init: bool = True  # initialise codebooks from the first batch (stabler than random)
+    dead_code_threshold: float = 2.0  # codes used less than this (EMA count) are re-seeded from the batch
+    # training
+    steps: int = 3000
+    batch_size: int = 4096  # chunks per step
+    lr: float = 1e-3
+    seed: int = 0
+    log_every: int = 100
+    checkpoint_every: int = 500
+    num_position_features: int = 0  # filled from the chunk layout when the model is built (not a knob)
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.quantizer not in QUANTIZERS:
+            raise IgpgError(f"tokenizer quantizer {self.quantizer!r} unknown; allowed: {', '.join(QUANTIZERS)}")
+        if not 1 <= self.chunk_size <= 4096:
+            raise IgpgError(f"tokenizer chunk_size {self.chunk_size} outside 1..4096")
+
+    @property
+    def codes_per_chunk(self) -> int:
+        return self.num_quantizers if self.quantizer == "rvq" else 1
+
+    @property
+    def vocab_size(self) -> int:
+        """Distinct values one code can take."""
+        return math.prod(self.fsq_levels) if self.quantizer == "fsq" else self.codebook_size
+
+    @property
+    def bits_per_chunk(self) -> float:
+        return self.codes_per_chunk * math.log2(self.vocab_size)
+
+
+def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Module:
+    if hidden == 0:
+        return nn.Linear(d_in, d_out)
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(),
+                         nn.Linear(hidden, d_out))
+
+
+class WeightVQVAE(nn.Module):
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        self.cfg = cfg
+        f = cfg.num_position_features if cfg.position_features else 0
+        d = len(cfg.fsq_levels) if cfg.quantizer == "fsq" else cfg.latent_dim
+        self.encoder = _mlp(cfg.chunk_size + f, cfg.hidden, d)
+        self.decoder = _mlp(d + f, cfg.hidden, cfg.chunk_size)
+        common = dict(decay=cfg.decay, commitment_weight=cfg.commitment_weight, kmeans_init=cfg.kmeans_init,
+                      threshold_ema_dead_code=cfg.dead_code_threshold)
+        if cfg.quantizer == "vq":
+            self.quantizer = VectorQuantize(dim=d, codebook_size=cfg.codebook_size, **common)
+        elif cfg.quantizer == "rvq":
+            self.quantizer = ResidualVQ(dim=d, num_quantizers=cfg.num_quantizers, codebook_size=cfg.codebook_size,
+                                        **common)
+        else:
+            self.quantizer = FSQ(levels=list(cfg.fsq_levels))
+
+    def _cond(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, pos], -1) if self.cfg.position_features else x
+
+    def encode(self, values: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._cond(values, pos))  # (N, D)
+
+    def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(N, D) -> quantised (N, D), indices (N, Q), auxiliary loss (scalar)."""
+        if self.cfg.quantizer == "fsq":
+            zq, idx = self.quantizer(z)
+            return zq, idx[:, None], z.new_zeros(())
+        zq, idx, aux = self.quantizer(z[None])  # the library wants a sequence axis: (1, N, D)
+        idx = idx[0]
+        return zq[0], (idx if idx.ndim == 2 else idx[:, None]), aux.sum()
+
+    def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """(N, Q) codes -> (N, D) quantised latents."""
+        self.check_indices(indices)
+        if self.cfg.quantizer == "fsq":
+            return self.quantizer.indices_to_codes(indices[:, 0])
+        if self.cfg.quantizer == "vq":
+            return self.quantizer.get_output_from_indices(indices[None, :, 0])[0]
+        return self.quantizer.get_output_from_indices(indices[None])[0]
+
+    def check_indices(self, indices: torch.Tensor) -> None:
+        q = self.cfg.codes_per_chunk
+        if indices.ndim != 2 or indices.shape[1] != q:
+            raise IgpgError(f"codes must have shape (chunks, {q}), got {tuple(indices.shape)}")
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.cfg.vocab_size):
+            raise IgpgError(f"codes must lie in 0..{self.cfg.vocab_size - 1}")
+
+    def decode(self, zq: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self._cond(zq, pos))  # (N, C)
+
+    def decode_indices(self, indices: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.latent_from_indices(indices), pos)
+
+    def forward(self, values: torch.Tensor, pos: torch.Tensor, mask: torch.Tensor):
+        """Reconstruction, codes and losses for a batch of chunks."""
+        zq, idx, aux = self.quantize(self.encode(values, pos))
+        recon = self.decode(zq, pos)
+        err = (recon - values).pow(2) * mask
+        rec = err.sum() / mask.sum().clamp(min=1)
+        return recon, idx, {"loss": rec + aux, "recon": rec, "aux": aux}

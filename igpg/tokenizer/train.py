@@ -1,0 +1,110 @@
+"""Train a weight tokenizer on a zoo's training split; resumable checkpoint directory; JSON-lines metrics.
+
+    train_tokenizer(zoo_dir, cfg, out_dir)    # out_dir/{config.json, model.safetensors, training_state/, metrics.jsonl}
+
+Only networks whose task, architecture and seed are all in the training split are read (plus the generic networks
+of training architectures): held-out networks stay held out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint
+from igpg.errors import IgpgError
+from igpg.io import load_weights
+from igpg.tokenizer.chunking import chunk_network
+from igpg.tokenizer.model import TokenizerConfig
+from igpg.tokenizer.tokenizer import KIND, WeightTokenizer, config_from_dict
+from igpg.zoo.catalogue import Catalogue
+
+TRAIN_SPLIT = "n.seed_split='train' AND t.split='train' AND a.split='train'"
+
+
+@dataclass
+class ChunkSet:
+    """Every chunk of a set of networks, stacked: values (M, C), pos (M, F), mask (M, C); owner (M,) row index."""
+
+    values: torch.Tensor
+    pos: torch.Tensor
+    mask: torch.Tensor
+    owner: torch.Tensor
+    rows: list[dict]
+
+
+def gather_chunks(zoo: Catalogue, rows: list[dict], cfg: TokenizerConfig) -> ChunkSet:
+    vals, pos, mask, owner = [], [], [], []
+    for i, r in enumerate(rows):
+        state, _ = load_weights(zoo.root / r["file"])
+        ch = chunk_network(state, r["arch"], cfg.chunk_size, cfg.normalisation)
+        vals.append(ch.values)
+        pos.append(ch.layout.position_features())
+        mask.append(ch.layout.mask())
+        owner.append(torch.full((len(ch.values),), i, dtype=torch.int64))
+    if not vals:
+        raise IgpgError(f"zoo {zoo.root} has no networks in the selected split")
+    return ChunkSet(torch.cat(vals), torch.cat(pos), torch.cat(mask).float(), torch.cat(owner), rows)
+
+
+def training_rows(zoo: Catalogue) -> list[dict]:
+    return zoo.rows(TRAIN_SPLIT)
+
+
+def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    stop_after: int | None = None) -> WeightTokenizer:
+    """Train (or resume, if `out` holds a checkpoint of the same config) and return the tokenizer.
+
+    `stop_after` ends the run after that many steps of this call (for tests of resume); the schedule is unchanged.
+    """
+    out = Path(out)
+    zoo = Catalogue(zoo_dir)
+    tok = WeightTokenizer(cfg)
+    cfg = tok.cfg
+    model = tok.model
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step = 0
+    if (out / "config.json").exists():
+        saved = config_from_dict(read_config(out, KIND))
+        if saved != cfg:
+            raise IgpgError(f"{out} holds a tokenizer trained with another config; use a new --out to start over")
+        load_model_state(out, model)
+        step = load_training_state(out, opt)["step"]
+    else:
+        torch.manual_seed(cfg.seed)
+    data = gather_chunks(zoo, training_rows(zoo), cfg)
+    log = (out / "metrics.jsonl")
+    out.mkdir(parents=True, exist_ok=True)
+    model.train()
+    t0, done_here = time.perf_counter(), 0
+    while step < cfg.steps and (stop_after is None or done_here < stop_after):
+        # batches come from the global torch RNG, which checkpoints save and restore: a resumed run continues
+        # with exactly the batches an uninterrupted one would have drawn
+        idx = torch.randint(len(data.values), (cfg.batch_size,))
+        _, codes, losses = model(data.values[idx], data.pos[idx], data.mask[idx])
+        opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        opt.step()
+        step += 1
+        done_here += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            usage = codes.unique().numel() / cfg.vocab_size
+            rec = {"step": step, "loss": losses["loss"].item(), "recon": losses["recon"].item(),
+                   "aux": losses["aux"].item(), "code_usage_batch": usage, "seconds": time.perf_counter() - t0}
+            with open(log, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if progress:
+            progress("tokenizer steps", step, cfg.steps)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(out, KIND, cfg, model, opt, step)
+    if step % cfg.checkpoint_every and step != cfg.steps:
+        save_checkpoint(out, KIND, cfg, model, opt, step)
+    model.eval()
+    zoo.close()
+    return tok
