@@ -6,7 +6,8 @@
     DIR/training_state/state.json         step, metrics so far; RNG states in rng.safetensors
 
 A checkpoint is written into a temporary sibling directory and swapped in with renames, so a run killed at any
-moment leaves either the previous checkpoint or the new one, never a mix.
+moment leaves either the previous checkpoint or the new one, never a mix. Other files in the directory (the
+metrics log, extracted codes) are carried over by hard links.
 """
 
 from __future__ import annotations
@@ -66,6 +67,13 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
         (tmp / STATE / "optimizer.json").write_text(json.dumps(meta))
         save_weights(tmp / STATE / "rng.safetensors", {"torch": torch.get_rng_state()})
     (tmp / STATE / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
+    if path.is_dir():  # carry the run's other files (metrics log, extracted codes) over by hard links
+        for entry in path.iterdir():
+            if entry.name not in (CONFIG, MODEL, STATE):
+                if entry.is_dir():
+                    shutil.copytree(entry, tmp / entry.name, copy_function=os.link)
+                else:
+                    os.link(entry, tmp / entry.name)
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)

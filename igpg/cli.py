@@ -33,6 +33,11 @@ app = typer.Typer(
 zoo_app = typer.Typer(help="Build and inspect model zoos (the trained networks everything learns from).",
                       no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
+train_app = typer.Typer(help="Train the weight tokenizer and the generator.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+eval_app = typer.Typer(help="Measure tokenizers and generators; write eval/results/*.json and *.md.",
+                       no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + nets/).", show_default=False)]
 
@@ -111,6 +116,60 @@ def zoo_verify(zoo: ZooDir) -> None:
     out.print(f"{n} networks checked, {len(problems)} problems")
     if problems:
         raise typer.Exit(1)
+
+
+@train_app.command("tokenizer")
+def train_tokenizer_cmd(
+    zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its training split is used).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Tokenizer config YAML.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory; an existing one resumes.")],
+    codes: Annotated[bool, typer.Option(help="Then extract every zoo network's codes to OUT/codes.")] = True,
+) -> None:
+    """Train a VQ-VAE weight tokenizer on the zoo's training networks (resumable), then extract codes.
+
+    Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok
+    """
+    from igpg.tokenizer.codes import extract_codes
+    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.train import train_tokenizer
+    from igpg.zoo import Catalogue
+
+    cfg = load_tokenizer_config(config)
+    Catalogue(zoo).close()  # a missing zoo is reported before anything is written
+    with _Bars() as bars:
+        tok = train_tokenizer(zoo, cfg, out_dir, progress=bars)
+        if codes:
+            cat = Catalogue(zoo)
+            n = extract_codes(tok, cat, out_dir / "codes", str(out_dir), progress=lambda d, t: bars("codes", d, t))
+            cat.close()
+    out.print(f"tokenizer in {out_dir}" + (f"; codes of {n} networks in {out_dir / 'codes'}" if codes else ""))
+
+
+@eval_app.command("tokenizer")
+def eval_tokenizer_cmd(
+    zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its held-out networks are used).")],
+    tokenizer: Annotated[list[Path], typer.Option("--tokenizer", "-t", help="Tokenizer directory; repeat to compare.")],
+    limit: Annotated[Optional[int], typer.Option(help="At most this many networks per held-out category.")] = None,
+    results: Annotated[Path, typer.Option(help="Where to write tokenizer.json and tokenizer.md.")] = Path("eval/results"),
+) -> None:
+    """Fidelity on held-out networks: accuracy ratio (mean, min), relative error, bits/param, codes, usage.
+
+    Example: igpg eval tokenizer --zoo zoos/default --tokenizer tokenizers/default --limit 200
+    """
+    import json
+
+    from igpg.io import atomic_write_text
+    from igpg.tokenizer.fidelity import evaluate_tokenizers, report_markdown
+
+    if limit is not None and limit < 1:
+        raise IgpgError(f"--limit must be at least 1, got {limit}")
+    with _Bars() as bars:
+        report = evaluate_tokenizers(zoo, tokenizer, limit, progress=bars)
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / "tokenizer.json", json.dumps(report, indent=1))
+    md = report_markdown(report)
+    atomic_write_text(results / "tokenizer.md", md)
+    out.print(md)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluate import accuracy
 from igpg.io import load_weights
+from igpg.tokenizer.model import TokenizerConfig
 from igpg.tokenizer.tokenizer import WeightTokenizer
 from igpg.zoo.catalogue import Catalogue
 
@@ -84,3 +85,72 @@ def summarise(results: list[dict], vocab: int, codes_per_chunk: int) -> dict:
         "codebook_usage": len(used) / (vocab * codes_per_chunk),
         "ratio_mean_by_dataset": {k: statistics.mean(v) for k, v in sorted(by_ds.items())},
     }
+
+
+def load_tokenizer_config(path) -> "TokenizerConfig":
+    """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
+    from pathlib import Path
+
+    import yaml
+
+    from igpg.errors import IgpgError
+    from igpg.tokenizer.tokenizer import config_from_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise IgpgError(f"tokenizer config {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise IgpgError(f"tokenizer config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise IgpgError(f"tokenizer config {str(path)!r}: expected a mapping of TokenizerConfig keys")
+    return config_from_dict(raw)
+
+
+def evaluate_tokenizers(zoo_dir, tokenizer_dirs: list, limit: int | None = None, seed: int = 0,
+                        progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Fidelity of each tokenizer on each held-out category of the zoo (the same networks for every tokenizer)."""
+    import random
+    from pathlib import Path
+
+    zoo = Catalogue(zoo_dir)
+    report = {"zoo": str(zoo_dir), "limit_per_category": limit, "tokenizers": []}
+    picked = {}
+    for name, where in HELDOUT.items():
+        rows = zoo.rows(where)
+        random.Random(seed).shuffle(rows)
+        picked[name] = rows[:limit] if limit else rows
+    for tdir in tokenizer_dirs:
+        tok = WeightTokenizer.load(tdir)
+        cfg = tok.cfg
+        entry = {"tokenizer": str(tdir), "chunk_size": cfg.chunk_size, "quantizer": cfg.quantizer,
+                 "codebook": cfg.vocab_size, "codes_per_chunk": cfg.codes_per_chunk,
+                 "normalisation": cfg.normalisation, "results": {}}
+        for name, rows in picked.items():
+            res = fidelity_rows(tok, zoo, rows, (lambda d, t, n=name: progress(f"{Path(tdir).name}: {n}", d, t))
+                                if progress else None)
+            entry["results"][name] = summarise(res, cfg.vocab_size, cfg.codes_per_chunk)
+        report["tokenizers"].append(entry)
+    zoo.close()
+    return report
+
+
+def report_markdown(report: dict) -> str:
+    lines = [f"# Tokenizer fidelity on held-out networks of `{report['zoo']}`", "",
+             "Accuracy ratio = test accuracy of the reconstructed network / of the original, on the network's own "
+             "task. Rel. error = ||w' - w|| / ||w||. Bits/param counts every code (and side token) over the "
+             "network's parameters.", "",
+             "| tokenizer | chunk | quantiser | codebook x codes/chunk | norm | held out | nets | ratio mean | ratio min "
+             "| rel. error | bits/param | codes/net | codebook usage |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in report["tokenizers"]:
+        for cat, r in t["results"].items():
+            if not r.get("networks"):
+                continue
+            lines.append(
+                f"| {t['tokenizer']} | {t['chunk_size']} | {t['quantizer']} | {t['codebook']} x {t['codes_per_chunk']} "
+                f"| {t['normalisation']} | {cat} | {r['networks']} | {r['ratio_mean']:.4f} | {r['ratio_min']:.4f} "
+                f"| {r['rel_error_mean']:.3f} | {r['bits_per_param_mean']:.2f} | {r['codes_per_network_mean']:.0f} "
+                f"| {r['codebook_usage']:.2f} |")
+    return "\n".join(lines) + "\n"

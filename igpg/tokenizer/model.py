@@ -35,6 +35,7 @@ class TokenizerConfig:
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5)  # fsq: levels per latent dim (codebook = their product)
     latent_dim: int = 16  # D: size of the quantised vector (fsq: len(fsq_levels))
     hidden: int = 256  # encoder / decoder width; 0 = linear maps
+    families: tuple[str, ...] = ("mlp", "cnn")  # architecture families this tokenizer accepts
     position_features: bool = True  # condition encoder and decoder on the chunk's place in the network
     commitment_weight: float = 0.25  # VQ-VAE beta (van den Oord et al. 2017)
     decay: float = 0.9  # EMA decay of the codebooks
@@ -104,8 +105,8 @@ class WeightVQVAE(nn.Module):
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, D) -> quantised (N, D), indices (N, Q), auxiliary loss (scalar)."""
         if self.cfg.quantizer == "fsq":
-            zq, idx = self.quantizer(z)
-            return zq, idx[:, None], z.new_zeros(())
+            zq, idx = self.quantizer(z[None])  # the library wants a sequence axis: (1, N, D)
+            return zq[0], idx[0][:, None], z.new_zeros(())
         zq, idx, aux = self.quantizer(z[None])  # the library wants a sequence axis: (1, N, D)
         idx = idx[0]
         return zq[0], (idx if idx.ndim == 2 else idx[:, None]), aux.sum()
@@ -114,7 +115,7 @@ class WeightVQVAE(nn.Module):
         """(N, Q) codes -> (N, D) quantised latents."""
         self.check_indices(indices)
         if self.cfg.quantizer == "fsq":
-            return self.quantizer.indices_to_codes(indices[:, 0])
+            return self.quantizer.indices_to_codes(indices[None, :, 0])[0]
         if self.cfg.quantizer == "vq":
             return self.quantizer.get_output_from_indices(indices[None, :, 0])[0]
         return self.quantizer.get_output_from_indices(indices[None])[0]

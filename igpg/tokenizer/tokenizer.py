@@ -21,7 +21,6 @@ from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, chunk_layout, chunk_n
 from igpg.tokenizer.model import TokenizerConfig, WeightVQVAE
 
 KIND = "igpg-weight-tokenizer"
-SUPPORTED_FAMILIES = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)
@@ -37,8 +36,9 @@ def config_from_dict(raw: dict) -> TokenizerConfig:
     if unknown:
         raise IgpgError(f"tokenizer config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
     raw = dict(raw)
-    if "fsq_levels" in raw:
-        raw["fsq_levels"] = tuple(raw["fsq_levels"])
+    for key in ("fsq_levels", "families"):
+        if isinstance(raw.get(key), list):
+            raw[key] = tuple(raw[key])
     try:
         return TokenizerConfig(**raw)
     except TypeError as e:
@@ -63,8 +63,9 @@ class WeightTokenizer:
 
     def check_arch(self, arch: str | ArchSpec) -> ArchSpec:
         spec = ArchSpec.parse(arch)
-        if spec.family not in SUPPORTED_FAMILIES:
-            raise IgpgError(f"the tokenizer supports families {', '.join(SUPPORTED_FAMILIES)}, not {spec.family!r}")
+        if spec.family not in self.cfg.families:
+            raise IgpgError(f"this tokenizer supports architecture families {', '.join(self.cfg.families)}, "
+                            f"not {spec.family!r} ({spec})")
         return spec
 
     @torch.no_grad()

@@ -1,0 +1,146 @@
+"""Weight tokenizer: VQ-VAE properties, training and resume, codes on disk, fidelity, bad input."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import ROOT
+from igpg.arch import ArchSpec
+from igpg.errors import IgpgError
+from igpg.tokenizer import TokenizerConfig, WeightTokenizer, WeightVQVAE, chunk_layout, chunk_network
+from igpg.tokenizer.codes import extract_codes, load_codes
+from igpg.tokenizer.fidelity import load_tokenizer_config
+from igpg.tokenizer.train import train_tokenizer, training_rows
+from igpg.zoo import Catalogue
+
+TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
+
+
+@pytest.mark.parametrize("quantizer", ["vq", "rvq", "fsq"])
+def test_decode_from_indices_equals_forward_in_eval_mode(quantizer):
+    torch.manual_seed(0)
+    cfg = TokenizerConfig(chunk_size=8, quantizer=quantizer, codebook_size=32, num_quantizers=3, latent_dim=8,
+                          hidden=16, fsq_levels=(5, 5, 4), num_position_features=12)
+    model = WeightVQVAE(cfg)
+    spec = ArchSpec.parse("mlp:64-16-3")
+    ch = chunk_network(spec.build().state_dict(), spec, 8)
+    pos = ch.layout.position_features()
+    model.train()
+    model(ch.values, pos, ch.layout.mask().float())  # one training pass: k-means init, EMA updates
+    model.eval()
+    with torch.no_grad():
+        recon, idx, _ = model(ch.values, pos, ch.layout.mask().float())
+        again = model.decode_indices(idx, pos)
+    assert idx.shape == (len(ch.layout), cfg.codes_per_chunk)
+    torch.testing.assert_close(again, recon, rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny_zoo, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tok") / "tiny"
+    return train_tokenizer(tiny_zoo, load_tokenizer_config(TINY_TOK), out), out
+
+
+def test_training_writes_checkpoint_and_metrics(tiny_tokenizer):
+    tok, out = tiny_tokenizer
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [10, 20, 30, 40]
+    assert lines[-1]["recon"] < lines[0]["recon"]  # it learned something
+    loaded = WeightTokenizer.load(out)
+    for a, b in zip(loaded.model.state_dict().values(), tok.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_continues_exactly(tiny_zoo, tiny_tokenizer, tmp_path):
+    """Stop after 20 steps, resume to 40: the same weights as the uninterrupted run."""
+    tok, _ = tiny_tokenizer
+    cfg = load_tokenizer_config(TINY_TOK)
+    out = tmp_path / "resumed"
+    train_tokenizer(tiny_zoo, cfg, out, stop_after=20)
+    assert json.loads((out / "training_state" / "state.json").read_text())["step"] == 20
+    resumed = train_tokenizer(tiny_zoo, cfg, out)
+    for (name, a), b in zip(resumed.model.state_dict().items(), tok.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [10, 20, 30, 40]
+
+
+def test_resume_with_other_config_refused(tiny_zoo, tiny_tokenizer):
+    _, out = tiny_tokenizer
+    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), lr=0.5)
+    with pytest.raises(IgpgError, match="another config"):
+        train_tokenizer(tiny_zoo, cfg, out)
+
+
+def test_trains_only_on_training_split(tiny_zoo):
+    rows = training_rows(Catalogue(tiny_zoo))
+    assert rows and all(r["task_split"] == r["arch_split"] == r["seed_split"] == "train" for r in rows)
+    assert len(rows) < len(Catalogue(tiny_zoo).rows())
+
+
+def test_encode_decode_shapes_and_codes_on_disk(tiny_zoo, tiny_tokenizer, tmp_path):
+    tok, _ = tiny_tokenizer
+    cat = Catalogue(tiny_zoo)
+    n = extract_codes(tok, cat, tmp_path / "codes")
+    codes = load_codes(tmp_path / "codes")
+    assert n == len(codes) == len(cat.rows())
+    for r in cat.rows():
+        c = codes[r["net_id"]]
+        assert c.indices.shape == (len(chunk_layout(r["arch"], 8)), 2)
+        assert tok.codes_per_network(r["arch"]) == c.indices.numel()
+        state = tok.decode(c)
+        ArchSpec.parse(r["arch"]).build().load_state_dict(state, strict=True)
+
+
+def test_bad_input(tiny_tokenizer, tmp_path):
+    tok, out = tiny_tokenizer
+    spec = ArchSpec.parse("mlp:64-16-3")
+    state = spec.build().state_dict()
+    bad = dict(state, **{"hidden.0.weight": torch.full((16, 64), float("nan"))})
+    with pytest.raises(IgpgError, match="NaN"):
+        tok.encode(bad, spec)
+    with pytest.raises(IgpgError):
+        tok.encode(state, "mlp:64-32-3")  # shapes don't match the schema
+    cnn_only = WeightTokenizer(dataclasses.replace(tok.cfg, families=("cnn",)))
+    with pytest.raises(IgpgError, match="supports architecture families cnn"):
+        cnn_only.encode(state, spec)
+    # incomplete or corrupt checkpoint directories
+    for breakage in ("no_model", "bad_json", "truncated", "wrong_kind", "missing"):
+        d = tmp_path / breakage
+        if breakage != "missing":
+            shutil.copytree(out, d)
+        if breakage == "no_model":
+            (d / "model.safetensors").unlink()
+        elif breakage == "bad_json":
+            (d / "config.json").write_text("{not json")
+        elif breakage == "truncated":
+            data = (d / "model.safetensors").read_bytes()
+            (d / "model.safetensors").write_bytes(data[: len(data) // 2])
+        elif breakage == "wrong_kind":
+            meta = json.loads((d / "config.json").read_text())
+            (d / "config.json").write_text(json.dumps({**meta, "kind": "something-else"}))
+        with pytest.raises(IgpgError) as err:
+            WeightTokenizer.load(d)
+        assert "\n" not in str(err.value)
+
+
+def test_cli_train_and_eval_tokenizer(tiny_zoo, tmp_path, cli):
+    res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", TINY_TOK, "--out", tmp_path / "tok")
+    assert res.code == 0, res.err
+    assert (tmp_path / "tok" / "codes" / "index.json").is_file()
+    res = cli("eval", "tokenizer", "--zoo", tiny_zoo, "-t", tmp_path / "tok", "--results", tmp_path / "res")
+    assert res.code == 0, res.err
+    report = json.loads((tmp_path / "res" / "tokenizer.json").read_text())
+    cats = report["tokenizers"][0]["results"]
+    assert set(cats) == {"held-out tasks", "held-out architectures", "held-out seeds"}
+    for r in cats.values():
+        assert r["networks"] > 0 and 0 <= r["ratio_min"] <= r["ratio_mean"] and r["bits_per_param_mean"] > 0
+    res = cli("eval", "tokenizer", "--zoo", tiny_zoo, "-t", tmp_path / "nowhere")
+    assert res.code == 2 and "not found" in res.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("chunk_size: 8\nquantiser: rvq\n")
+    res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", bad, "--out", tmp_path / "t2")
+    assert res.code == 2 and "unknown key 'quantiser'" in res.err and not (tmp_path / "t2").exists()
