@@ -120,3 +120,14 @@ def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> d
         rng, _ = load_weights(d / "rng.safetensors")
         torch.set_rng_state(rng["torch"])
     return state
+
+
+def truncate_metrics(path: str | Path, step: int) -> None:
+    """Drop metrics-log lines written after the checkpoint a run resumes from (they will be written again)."""
+    from igpg.io import atomic_write_text
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_text(path, "".join(line + "\n" for line in keep))

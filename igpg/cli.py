@@ -172,6 +172,77 @@ def eval_tokenizer_cmd(
     out.print(md)
 
 
+@train_app.command("generator")
+def train_generator_cmd(
+    zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its training split is used).")],
+    tokenizer: Annotated[Path, typer.Option("--tokenizer", help="Tokenizer directory with extracted codes (codes/).")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Generator config YAML.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory; an existing one resumes.")],
+) -> None:
+    """Train the conditional generator on the zoo's training networks (resumable).
+
+    Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
+    """
+    from igpg.generator.train import load_generator_config, train_generator
+    from igpg.zoo import Catalogue
+
+    cfg = load_generator_config(config)
+    Catalogue(zoo).close()
+    with _Bars() as bars:
+        train_generator(zoo, tokenizer, cfg, out_dir, progress=bars)
+    out.print(f"generator in {out_dir}")
+
+
+def _classes(text: str):
+    import json
+
+    text = text.strip()
+    return json.loads(text) if text.startswith("[") else text
+
+
+@app.command("generate")
+def generate_cmd(
+    instruction: Annotated[str, typer.Argument(help="What the network should do, in plain words.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name: digits, mnist, mnist1d, torchvision:<Name>.")],
+    classes: Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")],
+    arch: Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
+    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    samples: Annotated[int, typer.Option(help="Draw K networks and keep the best on the support samples.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed for the support samples and sampling.")] = 0,
+    k: Annotated[Optional[int], typer.Option(help="Labelled samples per label to condition on (default 5).")] = None,
+    temperature: Annotated[float, typer.Option(help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 1.0,
+) -> None:
+    """Generate a network for a task and write it as safetensors with its metadata; print its test accuracy.
+
+    Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
+    """
+    from igpg.evaluate import evaluate
+    from igpg.generator import ParameterGenerator
+    from igpg.io import save_weights
+
+    if out_file.suffix != ".safetensors":
+        raise IgpgError(f"--out must end in .safetensors, got {out_file}")
+    if out_file.exists() and out_file.is_dir():
+        raise IgpgError(f"--out {out_file} is a directory")
+    if not out_file.parent.is_dir():
+        raise IgpgError(f"directory {out_file.parent} does not exist")
+    gen = ParameterGenerator.from_pretrained(model)
+    net = gen.generate(instruction, dataset=dataset, classes=_classes(classes), arch=arch, samples=samples, seed=seed,
+                       k=k, temperature=temperature, guidance=guidance)
+    digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
+    acc = evaluate(net, dataset, json_classes(net), split="test")
+    out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
+              f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+
+
+def json_classes(net):
+    import json
+
+    return json.loads(net.igpg_metadata["igpg.classes"])
+
+
 def main() -> None:
     """Entry point: run the app, turning `IgpgError` into a one-line message and exit code 2."""
     try:

@@ -16,9 +16,9 @@ from typing import Callable
 
 import torch
 
-from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint
+from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint, truncate_metrics
 from igpg.errors import IgpgError
-from igpg.io import atomic_write_text, load_weights
+from igpg.io import load_weights
 from igpg.tokenizer.chunking import chunk_network
 from igpg.tokenizer.model import TokenizerConfig
 from igpg.tokenizer.tokenizer import KIND, WeightTokenizer, config_from_dict
@@ -77,7 +77,7 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
             raise IgpgError(f"{out} holds a tokenizer trained with another config; use a new --out to start over")
         load_model_state(out, model)
         step = load_training_state(out, opt)["step"]
-        _truncate_metrics(out / "metrics.jsonl", step)
+        truncate_metrics(out / "metrics.jsonl", step)
     data = gather_chunks(zoo, training_rows(zoo), cfg)
     log = (out / "metrics.jsonl")
     out.mkdir(parents=True, exist_ok=True)
@@ -109,10 +109,3 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
     zoo.close()
     return tok
 
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint a run resumes from (they will be written again)."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    atomic_write_text(path, "".join(line + "\n" for line in keep))

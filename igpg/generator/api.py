@@ -1,0 +1,163 @@
+"""`ParameterGenerator`: the user-facing generator (tokenizer + decoder), offline.
+
+    gen = igpg.ParameterGenerator.from_pretrained()          # the released default
+    net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8],
+                       arch="mlp:64-32-3", samples=1, seed=0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from igpg.arch import ArchSpec
+from igpg.checkpoint import load_model_state, read_config
+from igpg.data import Task, load_dataset
+from igpg.errors import IgpgError
+from igpg.evaluate import accuracy
+from igpg.generator.conditions import sample_profile, support_set
+from igpg.generator.model import WeightGenerator
+from igpg.generator.rows import row_layout
+from igpg.generator.sample import SamplingConfig, sample_codes
+from igpg.generator.train import KIND, config_from_dict
+from igpg.text import check_instruction, embed_texts
+from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = REPO_ROOT / "igpg" / "pretrained" / "default"
+TOKENIZERS = REPO_ROOT / "tokenizers"
+
+
+@dataclass(frozen=True)
+class Request:
+    instruction: str
+    task: Task
+    spec: ArchSpec
+    seed: int = 0
+
+
+@dataclass
+class Candidate:
+    net: nn.Module
+    support_acc: float
+    seed: int
+
+
+class ParameterGenerator:
+    def __init__(self, model: WeightGenerator, tokenizer: WeightTokenizer, name: str = "generator"):
+        self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
+        self.cfg = model.cfg
+
+    # ---- loading -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, tokenizer: str | Path | None = None) -> "ParameterGenerator":
+        """Load a generator checkpoint directory (default: the released model shipped with igpg).
+
+        The tokenizer is `tokenizer` if given, else `path/tokenizer/` if present, else `tokenizers/<name>` of the
+        repository, where <name> is the tokenizer the generator was trained with."""
+        path = Path(path) if path is not None else DEFAULT_MODEL
+        cfg = config_from_dict(read_config(path, KIND))
+        model = WeightGenerator(cfg)
+        load_model_state(path, model)
+        if tokenizer is None:
+            tokenizer = path / "tokenizer" if (path / "tokenizer").is_dir() else TOKENIZERS / cfg.tokenizer
+        tok = WeightTokenizer.load(tokenizer)
+        if (tok.cfg.vocab_size, tok.cfg.codes_per_chunk, tok.cfg.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
+            raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk or chunk size)")
+        digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:12]
+        return cls(model, tok, f"{path.name}@{digest}")
+
+    # ---- validation ----------------------------------------------------------------------------------------
+    def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0) -> Request:
+        instruction = check_instruction(instruction)
+        task = Task.from_classes(dataset, classes, instruction)
+        spec = ArchSpec.parse(arch)
+        ds = load_dataset(dataset)
+        spec.check_compatible(ds.input_shape, task.num_labels)
+        cfg = self.cfg
+        if spec.family not in cfg.families:
+            raise IgpgError(f"this generator supports families {', '.join(cfg.families)}, not {spec.family!r}")
+        if spec.depth > cfg.max_depth.get(spec.family, 8):
+            raise IgpgError(f"this generator supports {spec.family} depth 1..{cfg.max_depth[spec.family]}, got {spec.depth}")
+        if task.num_labels > 64:
+            raise IgpgError(f"this generator supports at most 64 output labels, got {task.num_labels}")
+        lay = row_layout(str(spec), cfg.chunk_size, cfg.codes_per_chunk)
+        if lay.max_chunks > cfg.max_chunks_per_row:
+            limit = cfg.max_chunks_per_row * cfg.chunk_size - 1
+            raise IgpgError(f"{spec}: a layer has fan-in {int(lay.fan_in.max())}; this generator supports fan-in up to {limit}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise IgpgError(f"seed must be a non-negative integer, got {seed!r}")
+        return Request(instruction, task, spec, seed)
+
+    # ---- generation ----------------------------------------------------------------------------------------
+    def _decode(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int]) -> list[Candidate]:
+        """One batch of requests of the same architecture -> networks, scored on their support samples."""
+        arch = str(requests[0].spec)
+        profiles, support = [], []
+        for r, s in zip(requests, seeds):
+            x, y = support_set(r.task, k, seed=r.seed)
+            support.append((x, y))
+            profiles.append(sample_profile(x, load_dataset(r.task.dataset).input_shape)
+                            .view(r.task.num_labels, k, -1))
+        instr = embed_texts([r.instruction for r in requests])
+        codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0])
+        out = []
+        for r, c, sd, (x, y), s in zip(requests, codes, side, support, seeds):
+            net = r.spec.build()
+            net.load_state_dict(self.tokenizer.decode(Codes(arch, c, sd)), strict=True)
+            net.eval()
+            out.append(Candidate(net, accuracy(net, x, y), s))
+        return out
+
+    def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
+                 k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
+                 guidance: float = 1.0) -> nn.Module:
+        """A network for the task, ready to use. With samples=K, K networks are drawn (at `temperature`, 1.0 when
+        0 was asked for more than one sample) and the one scoring best on the support samples is returned."""
+        req = self.check_request(instruction, dataset, classes, arch, seed)
+        if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
+            raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
+        k = self.cfg.k_support if k is None else k
+        temp = temperature if samples == 1 or temperature > 0 else 1.0
+        sc = SamplingConfig(temp, top_k, top_p, guidance)
+        cands = self._decode([req] * samples, sc, k, [seed] * samples)
+        best = max(cands, key=lambda c: c.support_acc)  # first best on ties
+        self._annotate(best.net, req, samples)
+        best.net.igpg_support_acc = best.support_acc
+        return best.net
+
+    def generate_batch(self, requests: Iterable[dict], k: int | None = None, temperature: float = 0.0,
+                       guidance: float = 1.0) -> list[nn.Module]:
+        """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture."""
+        reqs = [self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"], r.get("seed", 0))
+                for r in requests]
+        k = self.cfg.k_support if k is None else k
+        out: list[nn.Module | None] = [None] * len(reqs)
+        by_arch: dict[str, list[int]] = {}
+        for i, r in enumerate(reqs):
+            by_arch.setdefault(str(r.spec), []).append(i)
+        for idx in by_arch.values():
+            cands = self._decode([reqs[i] for i in idx], SamplingConfig(temperature, None, None, guidance), k,
+                                 [reqs[i].seed for i in idx])
+            for i, c in zip(idx, cands):
+                self._annotate(c.net, reqs[i], 1)
+                c.net.igpg_support_acc = c.support_acc
+                out[i] = c.net
+        return out
+
+    def _annotate(self, net: nn.Module, req: Request, samples: int) -> None:
+        net.igpg_metadata = {
+            "igpg.arch": str(req.spec), "igpg.instruction": req.instruction, "igpg.dataset": req.task.dataset,
+            "igpg.classes": req.task.classes_json(), "igpg.generator": self.name, "igpg.seed": str(req.seed),
+            "igpg.samples": str(samples), "igpg.source": "generated",
+        }
+
+    def describe(self) -> dict:
+        return {"name": self.name, "config": dataclasses.asdict(self.cfg),
+                "tokenizer": dataclasses.asdict(self.tokenizer.cfg)}

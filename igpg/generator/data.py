@@ -1,0 +1,145 @@
+"""Training examples for the generator: zoo networks as row codes, with their conditions, batched.
+
+Each example is one training-split network (task, architecture and seed all "train"): its codes (extracted once by
+the tokenizer), its task's labels and training phrasings, and its architecture. Every time an example is drawn,
+a phrasing and a support set (k samples per label from the dataset's train split) are drawn afresh.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from igpg.arch import ArchSpec
+from igpg.data import Task, load_dataset
+from igpg.generator.conditions import PROFILE, arch_features, sample_profile
+from igpg.generator.model import GeneratorConfig, class_slot
+from igpg.generator.rows import RowLayout, codes_to_rows, row_layout
+from igpg.text import embed_texts
+
+ROW_KEYS = ("layer_index", "layer_kind", "row", "is_head", "rel_depth", "fan_in", "fan_out", "chunks")
+
+
+@dataclass
+class Example:
+    net_id: str
+    task: Task
+    arch: str
+    rows: torch.Tensor  # (R, J, Q) codes, -1 where a chunk does not exist
+    side: torch.Tensor  # (A,) per-layer scale tokens (layer_std normalisation), else empty
+    phrasings: list[str]
+
+
+class ProfileBank:
+    """Standardised 64-value profiles of every train-split sample of each dataset, indexed by class."""
+
+    def __init__(self) -> None:
+        self._by_class: dict[str, list[torch.Tensor]] = {}
+
+    def of(self, dataset: str) -> list[torch.Tensor]:
+        if dataset not in self._by_class:
+            ds = load_dataset(dataset)
+            prof = sample_profile(ds.train.x, ds.input_shape)
+            self._by_class[dataset] = [prof[ds.train.y == c] for c in range(ds.num_classes)]
+        return self._by_class[dataset]
+
+    def support(self, task: Task, k: int, rng: random.Random) -> torch.Tensor:
+        """(L, k, 64): k random profiles per label (a group's samples drawn from all its classes)."""
+        by_class = self.of(task.dataset)
+        out = []
+        for label in task.labels:
+            pool = torch.cat([by_class[c] for c in label])
+            out.append(pool[[rng.randrange(len(pool)) for _ in range(k)]])
+        return torch.stack(out)
+
+
+def rows_tensor(indices: torch.Tensor, layout: RowLayout) -> torch.Tensor:
+    """(N, Q) codes -> (R, J, Q)."""
+    r = codes_to_rows(indices, layout)
+    return r.view(len(layout), layout.max_chunks, layout.codes_per_chunk)
+
+
+def condition_batch(tasks: list[Task], archs: list[str], profiles: list[torch.Tensor], instr: torch.Tensor,
+                    cfg: GeneratorConfig, drop_instr: torch.Tensor | None = None,
+                    drop_labels: torch.Tensor | None = None) -> dict:
+    """The condition part of a batch (shared by training and sampling). profiles[i]: (L_i, k, 64)."""
+    b = len(tasks)
+    lmax = max(t.num_labels for t in tasks)
+    gmax = max(len(label) for t in tasks for label in t.labels)
+    specs = [ArchSpec.parse(a) for a in archs]
+    amax = max(s.depth + 1 for s in specs)
+    k = profiles[0].shape[1]
+    out = {
+        "instr": instr,
+        "profiles": torch.zeros(b, lmax, k, PROFILE),
+        "class_ids": torch.full((b, lmax, gmax), -1, dtype=torch.int64),
+        "label_mask": torch.zeros(b, lmax),
+        "arch_feat": torch.zeros(b, amax, 9),
+        "arch_mask": torch.zeros(b, amax),
+        "drop_instr": drop_instr if drop_instr is not None else torch.zeros(b, dtype=torch.bool),
+        "drop_labels": drop_labels if drop_labels is not None else torch.zeros(b, dtype=torch.bool),
+    }
+    for i, (t, s, p) in enumerate(zip(tasks, specs, profiles)):
+        out["profiles"][i, : t.num_labels] = p
+        out["label_mask"][i, : t.num_labels] = 1
+        for li, label in enumerate(t.labels):
+            out["class_ids"][i, li, : len(label)] = torch.tensor([class_slot(t.dataset, c, cfg.class_slots) for c in label])
+        af = arch_features(s)
+        out["arch_feat"][i, : len(af)] = af
+        out["arch_mask"][i, : len(af)] = 1
+    return out
+
+
+def row_batch(archs: list[str], cfg: GeneratorConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1."""
+    layouts = [row_layout(a, cfg.chunk_size, cfg.codes_per_chunk) for a in archs]
+    b, rmax = len(archs), max(len(lay) for lay in layouts)
+    rows = {k: torch.zeros(b, rmax, dtype=torch.float32 if k == "rel_depth" else torch.int64) for k in ROW_KEYS}
+    rows["fan_in"] += 1
+    rows["fan_out"] += 1
+    mask = torch.zeros(b, rmax)
+    head = torch.full((b, rmax), -1, dtype=torch.int64)
+    for i, lay in enumerate(layouts):
+        n = len(lay)
+        for key in ROW_KEYS:
+            rows[key][i, :n] = getattr(lay, key).to(rows[key].dtype)
+        mask[i, :n] = 1
+        head[i, :n] = torch.where(lay.is_head, lay.row, torch.full_like(lay.row, -1))
+    rows["is_head"] = rows["is_head"].bool()
+    return rows, mask, head
+
+
+class ExampleSampler:
+    """Draws training batches (with fresh phrasings and support sets) from a list of examples."""
+
+    def __init__(self, examples: list[Example], cfg: GeneratorConfig):
+        self.examples, self.cfg = examples, cfg
+        self.bank = ProfileBank()
+        texts = sorted({p for e in examples for p in e.phrasings})
+        self.text_vec = dict(zip(texts, embed_texts(texts))) if texts else {}
+
+    def batch(self, rng: random.Random, size: int | None = None) -> dict:
+        cfg = self.cfg
+        picked = [self.examples[rng.randrange(len(self.examples))] for _ in range(size or cfg.batch_size)]
+        return self.collate(picked, rng, dropout=True)
+
+    def collate(self, picked: list[Example], rng: random.Random, dropout: bool) -> dict:
+        cfg = self.cfg
+        instr = torch.stack([self.text_vec[rng.choice(e.phrasings)] for e in picked])
+        profiles = [self.bank.support(e.task, cfg.k_support, rng) for e in picked]
+        p = cfg.cond_dropout if dropout else 0.0
+        drop_i = torch.tensor([rng.random() < p for _ in picked])
+        drop_l = torch.tensor([rng.random() < p for _ in picked])
+        batch = condition_batch([e.task for e in picked], [e.arch for e in picked], profiles, instr, cfg, drop_i, drop_l)
+        rows, mask, head = row_batch([e.arch for e in picked], cfg)
+        rmax, jmax = rows["row"].shape[1], max(e.rows.shape[1] for e in picked)
+        codes = torch.full((len(picked), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
+        for i, e in enumerate(picked):
+            codes[i, : e.rows.shape[0], : e.rows.shape[1]] = e.rows
+        side = torch.zeros(len(picked), batch["arch_feat"].shape[1], dtype=torch.int64)
+        for i, e in enumerate(picked):
+            side[i, : len(e.side)] = e.side
+        batch.update(rows=rows, row_mask=mask, head_label=head, codes=codes, side=side)
+        return batch

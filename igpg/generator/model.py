@@ -1,0 +1,215 @@
+"""The conditional autoregressive weight generator: an x-transformers decoder over a network's rows.
+
+Sequence for one network (P prefix tokens, then one position per row, i.e. per output neuron of every layer):
+
+    [instruction] [label_1 .. label_L] [layer_1 .. layer_A] [row_1 .. row_R]
+
+Row position r sees: where row r sits (layer, kind, neuron index, fan-in, ...), the codes of row r-1 (a bag of
+their embeddings), and, for rows of the output layer, the token of the label it must answer for (the output
+neuron i is label i: this is what lets unseen label sets and orders compose). Its hidden state h_r feeds a small
+slot head that emits the row's codes: for every chunk j of the row, level q = 0..Q-1 of the residual codes, each
+level conditioned on the levels below it (chunks are conditionally independent given h_r).
+
+Shape legend: B batch, T sequence, P prefix, R rows, J chunks per row (max), Q codes per chunk, V codebook size,
+D model width, E slot width, L labels, K support samples per label, A layers (architecture tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from x_transformers import Decoder
+
+from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
+from igpg.text import TEXT_DIM
+
+
+SIDE_OFFSET = 128  # side tokens -128..127 are classes 0..255
+SIDE_VOCAB = 256
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    # model
+    dim: int = 192  # D: transformer width
+    depth: int = 4  # transformer layers
+    heads: int = 4
+    slot_dim: int = 128  # E: width of the code embeddings and of the slot head
+    max_row_index: int = 2048  # learned embeddings for neuron indices (larger indices wrap around)
+    max_layers: int = 16
+    max_chunks_per_row: int = 512
+    max_seq_len: int = 1024  # longer networks are decoded in windows (see sample.py)
+    class_embedding: bool = True  # add a learned (dataset, class) embedding to each label token
+    class_slots: int = 4096  # hashed (dataset, class) table size
+    cond_dropout: float = 0.1  # drop instruction / labels independently in training (classifier-free guidance)
+    dropout: float = 0.0
+    # from the tokenizer (fixed when training starts)
+    vocab: int = 1024  # V
+    codes_per_chunk: int = 4  # Q
+    chunk_size: int = 8
+    tokenizer: str = ""  # the tokenizer directory name it was trained with
+    side_tokens: bool = False  # the tokenizer's layer_std normalisation: one scale token per layer to emit
+    # conditioning
+    k_support: int = 5  # labelled samples per label
+    # training
+    steps: int = 6000
+    batch_size: int = 16
+    loss_chunks: int = 2048  # chunks per step whose codes enter the loss (a random subset: the slot head dominates cost)
+    lr: float = 6e-4
+    warmup: int = 200
+    weight_decay: float = 0.01
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    families: tuple[str, ...] = ("mlp", "cnn")
+    max_depth: dict = field(default_factory=lambda: {"mlp": 8, "cnn": 6})
+    extra: dict = field(default_factory=dict)
+
+
+def class_slot(dataset: str, cls: int, slots: int) -> int:
+    """A stable hashed index for (dataset, class) (the same in every process)."""
+    import hashlib
+
+    return int(hashlib.sha256(f"{dataset}:{cls}".encode()).hexdigest()[:8], 16) % slots
+
+
+class WeightGenerator(nn.Module):
+    def __init__(self, cfg: GeneratorConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, e, v, q = cfg.dim, cfg.slot_dim, cfg.vocab, cfg.codes_per_chunk
+        # conditions
+        self.instr_proj = nn.Linear(TEXT_DIM, d)
+        self.null_instr = nn.Parameter(torch.zeros(d))
+        self.set_encoder = SetEncoder(d)
+        self.class_emb = nn.Embedding(cfg.class_slots, d) if cfg.class_embedding else None
+        self.null_label = nn.Parameter(torch.zeros(d))
+        self.label_pos = nn.Embedding(64, d)  # which output position a label token is for
+        self.arch_proj = nn.Linear(ARCH_FEATURES, d)
+        self.type_emb = nn.Embedding(4, d)  # 0 instruction, 1 label, 2 architecture, 3 row
+        # rows
+        self.layer_emb = nn.Embedding(cfg.max_layers, d)
+        self.kind_emb = nn.Embedding(3, d)
+        self.head_emb = nn.Embedding(2, d)
+        self.row_emb = nn.Embedding(cfg.max_row_index, d)
+        self.row_feat = nn.Linear(4, d)
+        self.start_row = nn.Parameter(torch.zeros(d))
+        # codes
+        self.code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)  # per level
+        self.chunk_emb = nn.Embedding(cfg.max_chunks_per_row, e)
+        self.level_emb = nn.Parameter(torch.randn(q, e) * 0.02)
+        self.bag_proj = nn.Linear(e, d)
+        # transformer + slot head
+        self.decoder = Decoder(dim=d, depth=cfg.depth, heads=cfg.heads, rotary_pos_emb=True,
+                               attn_dropout=cfg.dropout, ff_dropout=cfg.dropout)
+        self.slot_in = nn.Linear(d, e)
+        self.slot_norm = nn.LayerNorm(e)
+        self.slot_mlp = nn.Sequential(nn.Linear(e, e), nn.GELU())
+        self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
+        # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
+        self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
+
+    # ---- conditions -> prefix ------------------------------------------------------------------------------
+    def label_tokens(self, profiles: torch.Tensor, class_ids: torch.Tensor, label_mask: torch.Tensor,
+                     drop: torch.Tensor) -> torch.Tensor:
+        """profiles (B, L, K, 64), class_ids (B, L, G) hashed ids (-1 pad), label_mask (B, L), drop (B,) -> (B, L, D)"""
+        tok = self.set_encoder(profiles)
+        if self.class_emb is not None:
+            ids = class_ids.clamp(min=0)
+            valid = (class_ids >= 0).float()[..., None]
+            tok = tok + (self.class_emb(ids) * valid).sum(2) / valid.sum(2).clamp(min=1)
+        tok = torch.where(drop[:, None, None], self.null_label.expand_as(tok), tok)
+        pos = torch.arange(tok.shape[1], device=tok.device).clamp(max=63)
+        return (tok + self.label_pos(pos)) * label_mask[..., None]
+
+    def prefix(self, instr: torch.Tensor, drop_instr: torch.Tensor, labels: torch.Tensor,
+               arch_feat: torch.Tensor) -> torch.Tensor:
+        """instr (B, 384), labels (B, L, D), arch_feat (B, A, 9) -> (B, 1 + L + A, D)"""
+        i = torch.where(drop_instr[:, None], self.null_instr.expand(instr.shape[0], -1), self.instr_proj(instr))
+        a = self.arch_proj(arch_feat) + self.layer_emb(torch.arange(arch_feat.shape[1], device=instr.device)
+                                                       .clamp(max=self.cfg.max_layers - 1))
+        t = self.type_emb.weight
+        return torch.cat([(i + t[0])[:, None], labels + t[1], a + t[2]], 1)
+
+    # ---- rows ---------------------------------------------------------------------------------------------
+    def row_position(self, rows: dict) -> torch.Tensor:
+        """Embedding of where each row sits: rows[...] tensors (B, R) -> (B, R, D)"""
+        feat = torch.stack([rows["rel_depth"], rows["fan_in"].float().log2() / 16, rows["fan_out"].float().log2() / 16,
+                            rows["chunks"].float() / 64], -1)
+        return (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
+                + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
+                + self.row_feat(feat) + self.type_emb.weight[3])
+
+    def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (..., J, Q) with -1 for none -> per-level embeddings (..., J, Q, E), zero where none."""
+        q = torch.arange(codes.shape[-1], device=codes.device)
+        vec = self.code_emb[q, codes.clamp(min=0)]
+        return vec * (codes >= 0)[..., None]
+
+    def bag(self, codes: torch.Tensor) -> torch.Tensor:
+        """A row's codes (..., J, Q) -> one input vector (..., D): mean over chunks of their summed level codes."""
+        present = (codes[..., 0] >= 0).float()
+        j = torch.arange(codes.shape[-2], device=codes.device)
+        per_chunk = (self.code_vectors(codes).sum(-2) + self.chunk_emb(j)) * present[..., None]
+        return self.bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+
+    def row_inputs(self, rows: dict, codes: torch.Tensor, head_labels: torch.Tensor) -> torch.Tensor:
+        """Inputs of all row positions: position + previous row's codes + (head rows) their label token.
+
+        codes (B, R, J, Q) (the teacher's, shifted here), head_labels (B, R, D) (zero for hidden rows)."""
+        prev = self.bag(codes[:, :-1])
+        start = self.start_row.expand(codes.shape[0], 1, -1)
+        return self.row_position(rows) + torch.cat([start, prev], 1) + head_labels
+
+    # ---- the slot head ------------------------------------------------------------------------------------
+    def slot_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, prev_codes: torch.Tensor) -> torch.Tensor:
+        """Logits of every level of a set of chunks.
+
+        h (M, D) hidden state of each chunk's row, chunk_j (M,) chunk index in its row, prev_codes (M, Q) the codes
+        of the levels below (teacher forcing; only levels < q are read for level q) -> (M, Q, V)
+        """
+        base = self.slot_in(h) + self.chunk_emb(chunk_j)  # (M, E)
+        lower = self.code_vectors(prev_codes)  # (M, Q, E)
+        lower = torch.cumsum(lower, 1) - lower  # exclusive: level q sees levels < q
+        u = self.slot_mlp(self.slot_norm(base[:, None] + self.level_emb[None] + lower))  # (M, Q, E)
+        return torch.einsum("mqe,qev->mqv", u, self.to_logits)
+
+    def level_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, lower_sum: torch.Tensor, q: int) -> torch.Tensor:
+        """Logits of level q only, given the summed embeddings of the levels below: (M, V). For sampling."""
+        u = self.slot_mlp(self.slot_norm(self.slot_in(h) + self.chunk_emb(chunk_j) + self.level_emb[q] + lower_sum))
+        return u @ self.to_logits[q]
+
+    # ---- training forward -----------------------------------------------------------------------------------
+    def forward(self, batch: dict) -> dict:
+        """Mean cross-entropy (nats per code) of the batch's codes; see generator/data.py for the batch's keys."""
+        b = batch
+        labels = self.label_tokens(b["profiles"], b["class_ids"], b["label_mask"], b["drop_labels"])
+        pre = self.prefix(b["instr"], b["drop_instr"], labels, b["arch_feat"])  # (B, P, D), P = 1 + L + A
+        pre_mask = torch.cat([torch.ones_like(b["label_mask"][:, :1]), b["label_mask"], b["arch_mask"]], 1)
+        head_lab = torch.gather(labels, 1, b["head_label"].clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
+        head_lab = head_lab * (b["head_label"] >= 0)[..., None]
+        x = torch.cat([pre, self.row_inputs(b["rows"], b["codes"], head_lab)], 1)
+        mask = torch.cat([pre_mask, b["row_mask"]], 1).bool()
+        h = self.decoder(x, mask=mask)[:, pre.shape[1]:]  # (B, R, D)
+        valid = b["codes"][..., 0] >= 0  # (B, R, J) chunks that exist
+        bi, ri, ji = valid.nonzero(as_tuple=True)
+        if self.training and len(bi) > self.cfg.loss_chunks:  # an unbiased subset of the batch's chunks
+            keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
+            bi, ri, ji = bi[keep], ri[keep], ji[keep]
+        target = b["codes"][bi, ri, ji]  # (M, Q)
+        logits = self.slot_logits(h[bi, ri], ji, target)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        out = {"code_loss": loss, "codes": target.numel()}
+        if self.side_head is not None:
+            rows = b["rows"]
+            first = (rows["row"] == 0) & b["row_mask"].bool()
+            bi, ri = first.nonzero(as_tuple=True)
+            side = b["side"][bi, rows["layer_index"][bi, ri]]
+            out["side_loss"] = F.cross_entropy(self.side_head(h[bi, ri]), side + SIDE_OFFSET)
+            loss = loss + 0.1 * out["side_loss"]
+        out["loss"] = loss
+        return out

@@ -1,0 +1,158 @@
+"""Sampling: prefill the condition prefix, then decode one row at a time with a KV cache.
+
+The architecture fixes how many rows, chunks per row and codes per chunk a network needs, so decoding emits
+exactly that many codes: no invalid sequence can come out. A batch holds requests of ONE architecture (the
+caller groups them), so no padding is needed. Networks whose prefix + rows exceed `max_seq_len` are decoded in
+windows: when the sequence is full, the cache is rebuilt from the prefix and the most recent half window of rows
+(as IGPG decodes large networks in stages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from igpg.generator.data import condition_batch, row_batch
+from igpg.generator.model import SIDE_OFFSET, WeightGenerator
+from igpg.generator.rows import row_layout
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0  # 0 = greedy (argmax)
+    top_k: int | None = None
+    top_p: float | None = None
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = off
+
+
+def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        srt, idx = logits.sort(-1, descending=True)
+        cum = srt.softmax(-1).cumsum(-1)
+        drop = cum - srt.softmax(-1) > top_p  # keep the smallest prefix whose mass reaches top_p
+        logits = logits.masked_fill(drop.scatter(-1, idx, drop), float("-inf"))
+    return logits
+
+
+def _pick(logits: torch.Tensor, sc: SamplingConfig, gen: torch.Generator) -> torch.Tensor:
+    if sc.temperature <= 0:
+        return logits.argmax(-1)
+    probs = _filter(logits / sc.temperature, sc.top_k, sc.top_p).softmax(-1)
+    return torch.multinomial(probs.flatten(0, -2), 1, generator=gen).view(probs.shape[:-1])
+
+
+class _Stepper:
+    """Runs the decoder over a growing sequence, with or without a KV cache, windowing when it is full."""
+
+    def __init__(self, model: WeightGenerator, prefix: torch.Tensor, use_cache: bool):
+        self.model, self.prefix, self.use_cache = model, prefix, use_cache
+        self.rows: list[torch.Tensor] = []  # inputs of the row positions so far, each (B, D)
+        self.window_start = 0
+        self.cache = None
+
+    def step(self, row_input: torch.Tensor) -> torch.Tensor:
+        """Append one row input (B, D); return the hidden state at that position (B, D)."""
+        self.rows.append(row_input)
+        limit = self.model.cfg.max_seq_len
+        if self.prefix.shape[1] + len(self.rows) - self.window_start > limit:
+            keep = max(1, (limit - self.prefix.shape[1]) // 2)
+            self.window_start = len(self.rows) - keep
+            self.cache = None
+        x = torch.cat([self.prefix, torch.stack(self.rows[self.window_start :], 1)], 1)
+        if not self.use_cache:
+            return self.model.decoder(x)[:, -1]
+        out, self.cache = self.model.decoder(x, cache=self.cache, return_hiddens=True)
+        return out[:, -1]
+
+
+@torch.no_grad()
+def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
+                 sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
+                 return_logits: bool = False):
+    """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`).
+
+    With `return_logits`, also returns the level-0 logits of every chunk in decoding order (for cache parity tests).
+    """
+    cfg = model.cfg
+    b = len(tasks)
+    guided = sc.guidance != 1.0
+    archs = [arch] * b
+    drop = torch.zeros(b, dtype=torch.bool)
+    cond = condition_batch(tasks, archs, profiles, instr, cfg, drop, drop)
+    if guided:  # the second half is unconditional: no instruction, no labels
+        cond = condition_batch(list(tasks) * 2, archs * 2, list(profiles) * 2, torch.cat([instr, instr]), cfg,
+                               torch.cat([drop, ~drop]), torch.cat([drop, ~drop]))
+    labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
+    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
+    bb = prefix.shape[0]
+    rows, _, head = row_batch(archs * (2 if guided else 1), cfg)
+    pos = model.row_position(rows)  # (bb, R, D)
+    head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
+    pos = pos + head_lab * (head >= 0)[..., None]
+    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    q_levels = cfg.codes_per_chunk
+    out = torch.empty(b, int(lay.chunks.sum()), q_levels, dtype=torch.int64)
+    side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64)
+    gen = torch.Generator().manual_seed(seed)
+    stepper = _Stepper(model, prefix, use_cache)
+    row_in = pos[:, 0] + model.start_row
+    logits_trace = []
+    for r in range(len(lay)):
+        h = stepper.step(row_in)  # (bb, D)
+        if model.side_head is not None and int(lay.row[r]) == 0:
+            side_logits = model.side_head(h)
+            if guided:
+                side_logits = side_logits[b:] + sc.guidance * (side_logits[:b] - side_logits[b:])
+            side[:, int(lay.layer_index[r])] = _pick(side_logits, sc, gen) - SIDE_OFFSET
+        n = int(lay.chunks[r])
+        j = torch.arange(n)
+        hj = h[:, None].expand(-1, n, -1).reshape(bb * n, -1)
+        jj = j.repeat(bb)
+        lower = torch.zeros(bb * n, cfg.slot_dim)
+        codes = torch.empty(b, n, q_levels, dtype=torch.int64)
+        for q in range(q_levels):
+            logits = model.level_logits(hj, jj, lower, q).view(bb, n, -1)
+            if guided:
+                logits = logits[b:] + sc.guidance * (logits[:b] - logits[b:])
+            if return_logits and q == 0:
+                logits_trace.append(logits.clone())
+            codes[:, :, q] = _pick(logits, sc, gen)
+            both = codes[:, :, q].repeat(2, 1) if guided else codes[:, :, q]
+            lower = lower + model.code_emb[q, both.reshape(-1)]
+        out[:, lay.chunk_index[r, :n]] = codes
+        if r + 1 < len(lay):
+            both = codes.repeat(2, 1, 1) if guided else codes
+            row_in = pos[:, r + 1] + model.bag(both)
+    if model.side_head is None:
+        side = side[:, :0]
+    return (out, side, logits_trace) if return_logits else (out, side)
+
+
+def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr, codes: torch.Tensor) -> list:
+    """Level-0 logits of every row, from ONE forward pass over the whole sequence with the given codes (teacher
+    forcing, no cache): what `sample_codes(..., return_logits=True)` must reproduce step by step."""
+    cfg = model.cfg
+    b = len(tasks)
+    drop = torch.zeros(b, dtype=torch.bool)
+    cond = condition_batch(tasks, [arch] * b, profiles, instr, cfg, drop, drop)
+    labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
+    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
+    rows, _, head = row_batch([arch] * b, cfg)
+    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes_per_chunk), -1, dtype=torch.int64)
+    valid = lay.chunk_index >= 0
+    row_codes[:, valid] = codes[:, lay.chunk_index[valid]]
+    head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
+    head_lab = head_lab * (head >= 0)[..., None]
+    x = torch.cat([prefix, model.row_inputs(rows, row_codes, head_lab)], 1)
+    h = model.decoder(x)[:, prefix.shape[1]:]
+    out = []
+    for r in range(len(lay)):
+        n = int(lay.chunks[r])
+        hj = h[:, r, None].expand(-1, n, -1).reshape(b * n, -1)
+        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0).view(b, n, -1))
+    return out

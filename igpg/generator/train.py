@@ -1,0 +1,150 @@
+"""Train the generator on a zoo's training networks, from codes the tokenizer extracted once.
+
+    train_generator(zoo_dir, tokenizer_dir, cfg, out_dir)   # resumable checkpoint directory + metrics.jsonl
+
+Held-out tasks, architectures and seeds never enter training: examples are the zoo rows whose task, architecture
+and seed splits are all "train", and only the training phrasings of each task are used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint, truncate_metrics
+from igpg.data import Task
+from igpg.errors import IgpgError
+from igpg.generator.data import Example, ExampleSampler, rows_tensor
+from igpg.generator.model import GeneratorConfig, WeightGenerator
+from igpg.generator.rows import row_layout
+from igpg.tokenizer.codes import load_codes
+from igpg.tokenizer.tokenizer import WeightTokenizer
+from igpg.tokenizer.train import TRAIN_SPLIT
+from igpg.zoo.catalogue import Catalogue
+
+KIND = "igpg-weight-generator"
+
+
+def config_from_dict(raw: dict) -> GeneratorConfig:
+    names = {f.name for f in dataclasses.fields(GeneratorConfig)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise IgpgError(f"generator config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
+    raw = dict(raw)
+    if isinstance(raw.get("families"), list):
+        raw["families"] = tuple(raw["families"])
+    try:
+        return GeneratorConfig(**raw)
+    except TypeError as e:
+        raise IgpgError(f"generator config: {e}") from None
+
+
+def load_generator_config(path: str | Path) -> GeneratorConfig:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise IgpgError(f"generator config {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise IgpgError(f"generator config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise IgpgError(f"generator config {str(path)!r}: expected a mapping of GeneratorConfig keys")
+    return config_from_dict(raw)
+
+
+def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT) -> list[Example]:
+    zoo = Catalogue(zoo_dir)
+    try:
+        rows = zoo.rows(where)
+    finally:
+        zoo.close()
+    codes = load_codes(codes_dir)
+    out = []
+    for r in rows:
+        if r["net_id"] not in codes:
+            raise IgpgError(f"codes of network {r['net_id']} are missing from {codes_dir}: extract them again")
+        c = codes[r["net_id"]]
+        lay = row_layout(r["arch"], cfg.chunk_size, cfg.codes_per_chunk)
+        task = Task.from_classes(r["dataset"], r["labels"])
+        out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"])))
+    if not out:
+        raise IgpgError(f"zoo {zoo_dir} has no training networks")
+    return out
+
+
+def _lr(step: int, cfg: GeneratorConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: GeneratorConfig, out: str | Path,
+                    progress: Callable[[str, int, int], None] | None = None,
+                    stop_after: int | None = None) -> WeightGenerator:
+    out = Path(out)
+    tokenizer_dir = Path(tokenizer_dir)
+    tok = WeightTokenizer.load(tokenizer_dir)
+    cfg = dataclasses.replace(cfg, vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk,
+                              chunk_size=tok.cfg.chunk_size, tokenizer=tokenizer_dir.name,
+                              side_tokens=tok.cfg.normalisation == "layer_std")
+    examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg)
+    torch.manual_seed(cfg.seed)
+    model = WeightGenerator(cfg)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    rng = random.Random(cfg.seed)
+    step = 0
+    if (out / "config.json").exists():
+        saved = config_from_dict(read_config(out, KIND))
+        if saved != cfg:
+            raise IgpgError(f"{out} holds a generator trained with another config; use a new --out to start over")
+        load_model_state(out, model)
+        state = load_training_state(out, opt)
+        step = state["step"]
+        if "python_rng" in state:
+            v, s, g = state["python_rng"]
+            rng.setstate((v, tuple(s), g))
+        truncate_metrics(out / "metrics.jsonl", step)
+    sampler = ExampleSampler(examples, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model.train()
+    t0, done_here, losses = time.perf_counter(), 0, []
+    while step < cfg.steps and (stop_after is None or done_here < stop_after):
+        for group in opt.param_groups:
+            group["lr"] = _lr(step, cfg)
+        batch = sampler.batch(rng)
+        res = model(batch)
+        opt.zero_grad(set_to_none=True)
+        res["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        done_here += 1
+        losses.append(res["code_loss"].item())
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            rec = {"step": step, "code_loss": sum(losses) / len(losses), "lr": _lr(step - 1, cfg),
+                   "seconds": time.perf_counter() - t0}
+            losses = []
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+        if progress:
+            progress("generator steps", step, cfg.steps)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
+    if step % cfg.checkpoint_every and step != cfg.steps:
+        save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
+    model.eval()
+    return model
+
