@@ -12,7 +12,18 @@ from igpg.arch import ArchSpec, parse_arch
 from igpg.data import Dataset, Task, list_datasets, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import evaluate
+from igpg.export import ExportRequest, export_networks, load, parse_requests, read_metadata
 
 __version__ = "0.1.0"
 
-__all__ = ["ArchSpec", "Dataset", "IgpgError", "Task", "evaluate", "list_datasets", "load_dataset", "parse_arch"]
+
+def __getattr__(name: str):
+    # the generator pulls in x-transformers and sentence-transformers: imported on first use, not with igpg
+    if name == "ParameterGenerator":
+        from igpg.generator import ParameterGenerator
+
+        return ParameterGenerator
+    raise AttributeError(f"module 'igpg' has no attribute {name!r}")
+
+__all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "Task", "evaluate",
+           "export_networks", "list_datasets", "load", "load_dataset", "parse_arch", "parse_requests", "read_metadata"]

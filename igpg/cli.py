@@ -237,6 +237,90 @@ def generate_cmd(
               f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
 
 
+@eval_app.command("generator")
+def eval_generator_cmd(
+    zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its split flags decide what is held out).")],
+    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    limit: Annotated[int, typer.Option(help="Queries (task x architecture) per category.")] = 30,
+    samples: Annotated[int, typer.Option(help="Best-of-K sampling.")] = 1,
+    results: Annotated[Path, typer.Option(help="Where to write generator.json and generator.md.")] = Path("eval/results"),
+    name: Annotated[str, typer.Option(help="File stem of the results.")] = "generator",
+) -> None:
+    """Generated vs trained accuracy per held-out split, over 3 sampling seeds, beside random and retrieval.
+
+    Example: igpg eval generator --zoo zoos/default --limit 30
+    """
+    import json
+
+    from igpg.evaluation import evaluate_generator, report_markdown
+    from igpg.generator import ParameterGenerator
+    from igpg.io import atomic_write_text
+
+    if limit < 1 or samples < 1:
+        raise IgpgError("--limit and --samples must be at least 1")
+    gen = ParameterGenerator.from_pretrained(model)
+    with _Bars() as bars:
+        report = evaluate_generator(gen, zoo, limit=limit, samples=samples, progress=bars)
+    results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(results / f"{name}.json", json.dumps(report, indent=1))
+    md = report_markdown(report)
+    atomic_write_text(results / f"{name}.md", md)
+    out.print(md)
+
+
+@app.command("export")
+def export_cmd(
+    requests: Annotated[Path, typer.Argument(help="JSONL file, one request per line (see README).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for NAME.safetensors + manifest.jsonl.")],
+    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Requests decoded together (same architecture).")] = 16,
+) -> None:
+    """Generate many networks in batches; re-running resumes (finished names are skipped, damaged files redone).
+
+    Example: igpg export requests.jsonl --out exported/ --batch-size 16
+    """
+    from igpg.export import export_networks, parse_requests, producer_from_generator
+    from igpg.generator import ParameterGenerator
+
+    if batch_size < 1:
+        raise IgpgError(f"--batch-size must be at least 1, got {batch_size}")
+    if not requests.is_file():
+        raise IgpgError(f"requests file {requests} not found")
+    gen = ParameterGenerator.from_pretrained(model)
+    with _Bars() as bars:
+        report = export_networks(requests, out_dir, producer_from_generator(gen), batch_size=batch_size,
+                                 generator_name=gen.name, progress=lambda d, t: bars("export", d, t))
+    for e in report.failed:
+        console.print(f"error: {e}", markup=False, highlight=False)
+    out.print(report.summary())
+    if not report.ok:
+        raise typer.Exit(2)
+
+
+@app.command("retrieve")
+def retrieve_cmd(
+    instruction: Annotated[str, typer.Argument(help="What the network should do, in plain words.")],
+    dataset: Annotated[str, typer.Option(help="Dataset name.")],
+    classes: Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")],
+    arch: Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3.")],
+    top_k: Annotated[int, typer.Option(help="How many hits.")] = 5,
+    zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option(help="Only networks with at least this test accuracy.")] = None,
+) -> None:
+    """The nearest zoo networks for a task: exact architecture first, then the same family's nearest shape.
+
+    Example: igpg retrieve "Classify digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --top-k 5
+    """
+    from igpg.generator.api import DEFAULT_ZOO
+    from igpg.retrieval import retrieve
+
+    if top_k < 1:
+        raise IgpgError(f"--top-k must be at least 1, got {top_k}")
+    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, _classes(classes), arch, k=top_k, min_accuracy=min_accuracy)
+    for i, h in enumerate(hits, 1):
+        out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
+
+
 def json_classes(net):
     import json
 
@@ -245,6 +329,10 @@ def json_classes(net):
 
 def main() -> None:
     """Entry point: run the app, turning `IgpgError` into a one-line message and exit code 2."""
+    import warnings
+
+    # x-transformers on torch 2.14 warns at import about torch.jit.script; it is not the user's concern
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
         code = app(standalone_mode=False)  # click returns Exit's code instead of raising in this mode
         if isinstance(code, int) and code:

@@ -20,6 +20,8 @@ from safetensors.torch import load_file
 
 from igpg.errors import IgpgError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a larger header is refused before it is read
 
 
@@ -34,6 +36,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a result file gets the usual mode
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

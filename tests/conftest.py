@@ -33,10 +33,10 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def igpg_subprocess(*args: str, **kw) -> subprocess.Popen:
+def igpg_subprocess(*args: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
     """Start the installed `igpg` console script as a real process."""
     exe = Path(sys.executable).parent / "igpg"
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env_extra or {})}
     return subprocess.Popen([str(exe), *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env, **kw)
 
@@ -49,3 +49,36 @@ def tiny_zoo(tmp_path_factory):
     out = tmp_path_factory.mktemp("zoo") / "tiny"
     build_zoo(load_zoo_config(TINY), out)
     return out
+
+
+TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
+TINY_GEN = dict(dim=32, depth=2, heads=2, slot_dim=16, steps=8, batch_size=4, log_every=2, checkpoint_every=4,
+                warmup=2, vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_zoo, tmp_path_factory):
+    """Tokenizer (layer_std, so side tokens are exercised) + codes + a few generator steps on the tiny zoo.
+
+    The generator directory holds a copy of its tokenizer in gen/tokenizer, so `--model gen` works alone."""
+    import dataclasses
+    import shutil
+
+    from igpg.generator import GeneratorConfig
+    from igpg.generator.train import train_generator
+    from igpg.tokenizer.codes import extract_codes
+    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.train import train_tokenizer
+    from igpg.zoo import Catalogue
+
+    d = tmp_path_factory.mktemp("gen")
+    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), normalisation="layer_std")
+    tok = train_tokenizer(tiny_zoo, cfg, d / "tok")
+    extract_codes(tok, Catalogue(tiny_zoo), d / "tok" / "codes")
+    gcfg = GeneratorConfig(**{k: v for k, v in TINY_GEN.items()
+                              if k not in ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")})
+    train_generator(tiny_zoo, d / "tok", gcfg, d / "gen")
+    (d / "gen" / "tokenizer").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(d / "tok" / name, d / "gen" / "tokenizer" / name)
+    return d, gcfg

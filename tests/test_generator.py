@@ -8,7 +8,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from igpg.arch import ArchSpec
 from igpg.data import Task
 from igpg.errors import IgpgError
@@ -18,14 +17,8 @@ from igpg.generator.rows import codes_to_rows, row_layout, rows_to_codes
 from igpg.generator.sample import decode_logits_full, sample_codes
 from igpg.generator.train import train_generator
 from igpg.tokenizer import count_chunks
-from igpg.tokenizer.fidelity import load_tokenizer_config
-from igpg.tokenizer.train import train_tokenizer
-from igpg.tokenizer.codes import extract_codes
-from igpg.zoo import Catalogue
 
-TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
-TINY_GEN = dict(dim=32, depth=2, heads=2, slot_dim=16, steps=8, batch_size=4, log_every=2, checkpoint_every=4,
-                warmup=2, vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)
+from conftest import TINY_GEN
 
 
 def tiny_model(**kw) -> WeightGenerator:
@@ -86,18 +79,6 @@ def test_generated_code_count_is_exactly_what_the_architecture_needs(spec):
     assert side.shape == (1, spec.depth + 1)
     lay = row_layout(str(spec), 8, 2)
     assert torch.equal(rows_to_codes(codes_to_rows(codes[0], lay), lay), codes[0])
-
-
-@pytest.fixture(scope="module")
-def tiny_pipeline(tiny_zoo, tmp_path_factory):
-    """Tokenizer (layer_std, so side tokens are exercised) + codes + a few generator steps on the tiny zoo."""
-    d = tmp_path_factory.mktemp("gen")
-    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), normalisation="layer_std")
-    tok = train_tokenizer(tiny_zoo, cfg, d / "tok")
-    extract_codes(tok, Catalogue(tiny_zoo), d / "tok" / "codes")
-    gcfg = GeneratorConfig(**{k: v for k, v in TINY_GEN.items() if k not in ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")})
-    train_generator(tiny_zoo, d / "tok", gcfg, d / "gen")
-    return d, gcfg
 
 
 def test_generator_trains_and_resumes_exactly(tiny_zoo, tiny_pipeline, tmp_path):

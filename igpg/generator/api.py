@@ -32,6 +32,7 @@ from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO_ROOT / "igpg" / "pretrained" / "default"
 TOKENIZERS = REPO_ROOT / "tokenizers"
+DEFAULT_ZOO = REPO_ROOT / "zoos" / "default"  # where `train/default.sh` builds the default zoo
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,21 @@ class ParameterGenerator:
                 c.net.igpg_support_acc = c.support_acc
                 out[i] = c.net
         return out
+
+    def export(self, requests, out_dir, batch_size: int = 16, progress=None, **sampling):
+        """Export many requests (a JSONL path or dicts) as safetensors + manifest.jsonl; see igpg/export.py."""
+        from igpg.export import export_networks, producer_from_generator
+
+        return export_networks(requests, out_dir, producer_from_generator(self, **sampling), batch_size=batch_size,
+                               generator_name=self.name, progress=progress)
+
+    def retrieve(self, instruction: str, dataset: str, classes, arch, k: int = 5, zoo=None, min_accuracy=None,
+                 splits: str = "all"):
+        """The nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py."""
+        from igpg.retrieval import retrieve
+
+        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=k,
+                        min_accuracy=min_accuracy, splits=splits)
 
     def _annotate(self, net: nn.Module, req: Request, samples: int) -> None:
         net.igpg_metadata = {

@@ -1,0 +1,69 @@
+"""`igpg generate` and `igpg export` end to end through the CLI (tiny generator), and the shipped default model."""
+
+import json
+
+import pytest
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from conftest import ROOT, igpg_subprocess
+from igpg.arch import ArchSpec
+from igpg.generator.api import DEFAULT_MODEL
+
+
+def test_generate_writes_loadable_file_with_metadata(tiny_pipeline, tmp_path, cli):
+    d, _ = tiny_pipeline
+    out = tmp_path / "net.safetensors"
+    res = cli("generate", "Classify handwritten digits 3, 5 and 8", "--dataset", "digits", "--classes", "3,5,8",
+              "--arch", "mlp:64-16-3", "--model", d / "gen", "--out", out)
+    assert res.code == 0, res.err
+    assert "test accuracy" in res.out
+    ArchSpec.parse("mlp:64-16-3").build().load_state_dict(load_file(out), strict=True)
+    meta = safe_open(out, "pt").metadata()
+    for key in ("igpg.arch", "igpg.instruction", "igpg.dataset", "igpg.classes", "igpg.generator", "igpg.seed"):
+        assert key in meta
+    assert json.loads(meta["igpg.classes"]) == [3, 5, 8] and meta["igpg.arch"] == "mlp:64-16-3"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["", "--classes", "3,5,8", "--arch", "mlp:64-16-3"], "instruction is empty"),
+    (["x", "--classes", "3,5,11", "--arch", "mlp:64-16-3"], "out of range"),
+    (["x", "--classes", "3,5,8", "--arch", "mlp:64--3"], "bad architecture"),
+    (["x", "--classes", "3,5,8", "--arch", "mlp:64-16-4"], "labels"),
+])
+def test_generate_bad_input_exit_2_nothing_written(tiny_pipeline, tmp_path, cli, args, message):
+    d, _ = tiny_pipeline
+    out = tmp_path / "net.safetensors"
+    res = cli("generate", args[0], "--dataset", "digits", *args[1:], "--model", d / "gen", "--out", out)
+    assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
+    assert not out.exists()
+
+
+def test_export_cli_batches_and_reports_bad_lines(tiny_pipeline, tmp_path, cli):
+    d, _ = tiny_pipeline
+    req = tmp_path / "requests.jsonl"
+    lines = [
+        {"name": "a", "instruction": "Classify 3, 5 and 8", "dataset": "digits", "classes": [3, 5, 8], "arch": "mlp:64-16-3"},
+        {"name": "b", "instruction": "odd vs even", "dataset": "digits", "classes": [[1, 3, 5, 7, 9], [0, 2, 4, 6, 8]],
+         "arch": "mlp:64-16-2", "seed": 1},
+        {"name": "../evil", "instruction": "x", "dataset": "digits", "classes": [1, 2], "arch": "mlp:64-16-2"},
+    ]
+    req.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    res = cli("export", req, "--out", tmp_path / "out", "--model", d / "gen", "--batch-size", "4")
+    assert res.code == 2 and "line 3" in res.err
+    manifest = [json.loads(x) for x in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(m["name"] for m in manifest) == ["a", "b"]
+    assert not (tmp_path / "evil.safetensors").exists()
+
+
+def test_shipped_default_model_generates_offline(tmp_path):
+    """The README's main command, in a real process with no network: the released model must be in the repo."""
+    assert (DEFAULT_MODEL / "model.safetensors").is_file(), "the released default model is missing"
+    out = tmp_path / "net.safetensors"
+    proc = igpg_subprocess("generate", "Classify handwritten digits 3, 5 and 8", "--dataset", "digits", "--classes",
+                           "3,5,8", "--arch", "mlp:64-32-3", "--out", out, cwd=ROOT,
+                           env_extra={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "test accuracy" in stdout
+    ArchSpec.parse("mlp:64-32-3").build().load_state_dict(load_file(out), strict=True)

@@ -1,0 +1,39 @@
+"""Copy a trained tokenizer and generator into the repository as a release (weights + config, no training state).
+
+    python train/release.py --tokenizer runs/tok-default --generator runs/gen-default --name default
+
+Writes tokenizers/NAME/{config.json, model.safetensors} and igpg/pretrained/NAME/{config.json, model.safetensors};
+the generator's config is pointed at tokenizers/NAME. Cards (CARD.md) are written by hand from measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tokenizer", type=Path, required=True)
+    ap.add_argument("--generator", type=Path, required=True)
+    ap.add_argument("--name", default="default")
+    args = ap.parse_args()
+    tok_out = ROOT / "tokenizers" / args.name
+    gen_out = ROOT / "igpg" / "pretrained" / args.name
+    for src, dst in ((args.tokenizer, tok_out), (args.generator, gen_out)):
+        dst.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src / "model.safetensors", dst / "model.safetensors")
+        shutil.copy(src / "config.json", dst / "config.json")
+    meta = json.loads((gen_out / "config.json").read_text())
+    meta["config"]["tokenizer"] = args.name
+    (gen_out / "config.json").write_text(json.dumps(meta, indent=1))
+    size = sum(p.stat().st_size for d in (tok_out, gen_out) for p in d.iterdir())
+    print(f"released {args.name}: {tok_out.relative_to(ROOT)}, {gen_out.relative_to(ROOT)} ({size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
