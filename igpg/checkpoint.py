@@ -30,6 +30,36 @@ MODEL = "model.safetensors"
 STATE = "training_state"
 
 
+def dataclass_from_dict(cls, raw: dict, what: str):
+    """A frozen config dataclass from a dict (JSON or YAML): unknown keys and bad values are `IgpgError`s;
+    lists become tuples where the field is a tuple."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(raw, dict):
+        raise IgpgError(f"{what} config: expected a mapping of {cls.__name__} keys")
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise IgpgError(f"{what} config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(fields))}")
+    raw = {k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k].type) else v for k, v in raw.items()}
+    try:
+        return cls(**raw)
+    except TypeError as e:
+        raise IgpgError(f"{what} config: {e}") from None
+
+
+def load_yaml_config(cls, path: str | Path, what: str):
+    """`dataclass_from_dict` over a YAML file, with one-line errors for a missing or malformed file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise IgpgError(f"{what} config {str(path)!r} not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise IgpgError(f"{what} config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
+    return dataclass_from_dict(cls, raw, what)
+
+
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}

@@ -167,6 +167,34 @@ class ParameterGenerator:
         return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=k,
                         min_accuracy=min_accuracy, splits=splits)
 
+    def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
+                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0) -> nn.Module:
+        """The better of the generated candidates and the retrieved zoo networks of exactly this architecture and
+        these labels, judged on the support samples; `net.igpg_metadata["igpg.source"]` says which it is
+        ("generated" or "retrieved:<net_id>"). Ties go to the generated network."""
+        from igpg.retrieval import retrieve
+
+        req = self.check_request(instruction, dataset, classes, arch, seed)
+        net = self.generate(instruction, dataset, classes, arch, samples=samples, seed=seed, k=k,
+                            temperature=temperature)
+        best, best_acc = net, net.igpg_support_acc
+        x, y = support_set(req.task, self.cfg.k_support if k is None else k, seed=seed)
+        try:
+            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k)
+        except IgpgError:
+            hits = []  # no zoo, or nothing compatible in it: the generated network stands
+        for hit in hits:
+            if not (hit.exact_arch and hit.labels_match):
+                continue  # a network for other labels would answer other questions
+            cand = hit.load()
+            acc = accuracy(cand, x, y)
+            if acc > best_acc:
+                best, best_acc = cand, acc
+                self._annotate(best, req, samples)
+                best.igpg_metadata["igpg.source"] = f"retrieved:{hit.net_id}"
+        best.igpg_support_acc = best_acc
+        return best
+
     def _annotate(self, net: nn.Module, req: Request, samples: int) -> None:
         net.igpg_metadata = {
             "igpg.arch": str(req.spec), "igpg.instruction": req.instruction, "igpg.dataset": req.task.dataset,

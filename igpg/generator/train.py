@@ -18,7 +18,15 @@ from typing import Callable
 
 import torch
 
-from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint, truncate_metrics
+from igpg.checkpoint import (
+    dataclass_from_dict,
+    load_model_state,
+    load_training_state,
+    load_yaml_config,
+    read_config,
+    save_checkpoint,
+    truncate_metrics,
+)
 from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
@@ -33,32 +41,11 @@ KIND = "igpg-weight-generator"
 
 
 def config_from_dict(raw: dict) -> GeneratorConfig:
-    names = {f.name for f in dataclasses.fields(GeneratorConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise IgpgError(f"generator config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
-    raw = dict(raw)
-    if isinstance(raw.get("families"), list):
-        raw["families"] = tuple(raw["families"])
-    try:
-        return GeneratorConfig(**raw)
-    except TypeError as e:
-        raise IgpgError(f"generator config: {e}") from None
+    return dataclass_from_dict(GeneratorConfig, raw, "generator")
 
 
 def load_generator_config(path: str | Path) -> GeneratorConfig:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise IgpgError(f"generator config {str(path)!r} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise IgpgError(f"generator config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise IgpgError(f"generator config {str(path)!r}: expected a mapping of GeneratorConfig keys")
-    return config_from_dict(raw)
+    return load_yaml_config(GeneratorConfig, path, "generator")
 
 
 def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT) -> list[Example]:
@@ -108,7 +95,8 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     step = 0
     if (out / "config.json").exists():
         saved = config_from_dict(read_config(out, KIND))
-        if saved != cfg:
+        # the same config, or the same with more steps (extending a finished run: the schedule is stretched)
+        if dataclasses.replace(saved, steps=cfg.steps) != cfg or cfg.steps < saved.steps:
             raise IgpgError(f"{out} holds a generator trained with another config; use a new --out to start over")
         load_model_state(out, model)
         state = load_training_state(out, opt)

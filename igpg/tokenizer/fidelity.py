@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from igpg.arch import ArchSpec
+from igpg.checkpoint import load_yaml_config
 from igpg.data import Task, load_dataset
 from igpg.evaluate import accuracy
 from igpg.io import load_weights
@@ -87,25 +88,9 @@ def summarise(results: list[dict], vocab: int, codes_per_chunk: int) -> dict:
     }
 
 
-def load_tokenizer_config(path) -> "TokenizerConfig":
+def load_tokenizer_config(path) -> TokenizerConfig:
     """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
-    from pathlib import Path
-
-    import yaml
-
-    from igpg.errors import IgpgError
-    from igpg.tokenizer.tokenizer import config_from_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise IgpgError(f"tokenizer config {str(path)!r} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise IgpgError(f"tokenizer config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise IgpgError(f"tokenizer config {str(path)!r}: expected a mapping of TokenizerConfig keys")
-    return config_from_dict(raw)
+    return load_yaml_config(TokenizerConfig, path, "tokenizer")
 
 
 def evaluate_tokenizers(zoo_dir, tokenizer_dirs: list, limit: int | None = None, seed: int = 0,

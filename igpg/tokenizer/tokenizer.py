@@ -15,7 +15,7 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import load_model_state, read_config
+from igpg.checkpoint import dataclass_from_dict, load_model_state, read_config
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.model import TokenizerConfig, WeightVQVAE
@@ -31,18 +31,7 @@ class Codes:
 
 
 def config_from_dict(raw: dict) -> TokenizerConfig:
-    names = {f.name for f in dataclasses.fields(TokenizerConfig)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise IgpgError(f"tokenizer config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
-    raw = dict(raw)
-    for key in ("fsq_levels", "families"):
-        if isinstance(raw.get(key), list):
-            raw[key] = tuple(raw[key])
-    try:
-        return TokenizerConfig(**raw)
-    except TypeError as e:
-        raise IgpgError(f"tokenizer config: {e}") from None
+    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer")
 
 
 class WeightTokenizer:
