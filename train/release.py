@@ -1,4 +1,5 @@
-"""Copy a trained tokenizer and generator into the repository as a release (weights + config, no training state).
+"""Copy a trained tokenizer and generator into the repository as a release (weights + config, no training state;
+the generator in float16).
 
     python train/release.py --tokenizer runs/tok-default --generator runs/gen-default --name default
 
@@ -13,6 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+from igpg.io import load_weights, save_weights
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,9 +27,12 @@ def main() -> None:
     args = ap.parse_args()
     tok_out = ROOT / "tokenizers" / args.name
     gen_out = ROOT / "igpg" / "pretrained" / args.name
-    for src, dst in ((args.tokenizer, tok_out), (args.generator, gen_out)):
+    for src, dst, half in ((args.tokenizer, tok_out, False), (args.generator, gen_out, True)):
         dst.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / "model.safetensors", dst / "model.safetensors")
+        state, meta = load_weights(src / "model.safetensors")
+        if half:  # the generator ships in float16 (half the size); it is loaded back into float32 parameters
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        save_weights(dst / "model.safetensors", state, meta)
         shutil.copy(src / "config.json", dst / "config.json")
     meta = json.loads((gen_out / "config.json").read_text())
     meta["config"]["tokenizer"] = args.name
