@@ -131,3 +131,15 @@ def test_unsupported_architecture_names_the_range(tiny_pipeline):
     gen.cfg = dataclasses.replace(gen.cfg, families=("mlp", "cnn"), max_chunks_per_row=4)
     with pytest.raises(IgpgError, match="fan-in up to 31"):
         gen.generate("x", dataset="digits", classes=[3, 5], arch="mlp:64-16-2")
+
+
+def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, tmp_path):
+    import shutil
+
+    d, gcfg = tiny_pipeline
+    shutil.copytree(d / "gen", tmp_path / "g")
+    train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=10), tmp_path / "g")
+    steps = [json.loads(x)["step"] for x in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8, 10]
+    with pytest.raises(IgpgError, match="another config"):
+        train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=12, lr=0.1), tmp_path / "g")

@@ -119,15 +119,18 @@ class ParameterGenerator:
     def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
                  k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
                  guidance: float = 1.0) -> nn.Module:
-        """A network for the task, ready to use. With samples=K, K networks are drawn (at `temperature`, 1.0 when
-        0 was asked for more than one sample) and the one scoring best on the support samples is returned."""
+        """A network for the task, ready to use. With samples=K, one network is decoded at `temperature` (0 =
+        greedy) and K-1 more are sampled (at `temperature`, or 0.5 if it is 0); the one scoring best on the support
+        samples is returned (the first on ties)."""
         req = self.check_request(instruction, dataset, classes, arch, seed)
         if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
             raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
         k = self.cfg.k_support if k is None else k
-        temp = temperature if samples == 1 or temperature > 0 else 1.0
-        sc = SamplingConfig(temp, top_k, top_p, guidance)
-        cands = self._decode([req] * samples, sc, k, [seed] * samples)
+        cands = self._decode([req], SamplingConfig(temperature, top_k, top_p, guidance), k, [seed])
+        if samples > 1:  # the other K-1 are sampled (at 0.5 when greedy was asked for the first)
+            temp = temperature if temperature > 0 else 0.5
+            cands += self._decode([req] * (samples - 1), SamplingConfig(temp, top_k, top_p, guidance), k,
+                                  [seed + 1] * (samples - 1))
         best = max(cands, key=lambda c: c.support_acc)  # first best on ties
         self._annotate(best.net, req, samples)
         best.net.igpg_support_acc = best.support_acc
