@@ -46,18 +46,23 @@ def dataclass_from_dict(cls, raw: dict, what: str):
         raise IgpgError(f"{what} config: {e}") from None
 
 
-def load_yaml_config(cls, path: str | Path, what: str):
-    """`dataclass_from_dict` over a YAML file, with one-line errors for a missing or malformed file."""
+def read_yaml(path: str | Path, what: str):
+    """The parsed content of a YAML config file, with one-line errors for a missing or malformed file."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise IgpgError(f"{what} config {str(path)!r} not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise IgpgError(f"{what} config {str(path)!r} is not valid YAML: {str(e).splitlines()[0]}") from None
-    return dataclass_from_dict(cls, raw, what)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise IgpgError(f"{what} config {str(path)!r} is not valid YAML: {first}") from None
+
+
+def load_yaml_config(cls, path: str | Path, what: str):
+    """`dataclass_from_dict` over a YAML file."""
+    return dataclass_from_dict(cls, read_yaml(path, what), what)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
@@ -154,15 +152,9 @@ def _dataclass_from(where: str, cls, raw: dict | None, bounds: dict[str, tuple])
 
 def load_zoo_config(path: str | Path) -> ZooConfig:
     """Read and validate a zoo config; every problem is an `IgpgError` naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise IgpgError(f"zoo config {str(path)!r} not found")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise IgpgError(f"zoo config {str(path)!r} is not valid YAML: {first}") from None
-    return parse_zoo_config(raw, where=path.name)
+    from igpg.checkpoint import read_yaml
+
+    return parse_zoo_config(read_yaml(path, "zoo"), where=Path(path).name)
 
 
 def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
