@@ -208,7 +208,8 @@ def generate_cmd(
     arch: Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
     model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
-    samples: Annotated[int, typer.Option(help="Draw K networks and keep the best on the support samples.")] = 1,
+    samples: Annotated[int, typer.Option(help="Decode K networks (1 greedy + K-1 sampled), keep the best on the "
+                                       "support samples; 1 = greedy only.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for the support samples and sampling.")] = 0,
     k: Annotated[Optional[int], typer.Option(help="Labelled samples per label to condition on (default 5).")] = None,
     temperature: Annotated[float, typer.Option(help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
