@@ -39,6 +39,9 @@ eval_app = typer.Typer(help="Measure tokenizers and generators; write eval/resul
                        no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
+data_app = typer.Typer(help="Inspect the datasets igpg can use.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
 ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + nets/).", show_default=False)]
 
 
@@ -64,6 +67,22 @@ class _Bars:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="digits, mnist, mnist1d or torchvision:<Name>.")],
+    data_root: Annotated[Optional[Path], typer.Option(help="Local folder of a torchvision dataset (never downloaded).")] = None,
+) -> None:
+    """Load a dataset (offline) and print its shape, classes and split sizes.
+
+    Example: igpg data info torchvision:MNIST --data-root ~/data
+    """
+    from igpg.data import load_dataset
+
+    ds = load_dataset(name, str(data_root) if data_root else None)
+    out.print(f"{ds.name}: input {'x'.join(map(str, ds.input_shape))}, {ds.num_classes} classes "
+              f"({', '.join(ds.class_names)}); train {len(ds.train.y)}, val {len(ds.val.y)}, test {len(ds.test.y)}")
 
 
 @zoo_app.command("build")

@@ -226,3 +226,12 @@ def test_colour_images_become_channels_first():
     x, shape = D._images_to_flat(hwc)
     assert shape == (3, 4, 5) and x.dtype == np.float32 and x.shape == (2, 60)
     assert np.allclose(x.reshape(2, 3, 4, 5), hwc.transpose(0, 3, 1, 2) / 255.0)
+
+
+def test_cli_data_info_reads_a_local_torchvision_root(tmp_path, cli):
+    _fake_mnist_root(tmp_path, "MNIST")
+    res = cli("data", "info", "torchvision:MNIST", "--data-root", tmp_path)
+    assert res.code == 0, res.err
+    assert "input 1x28x28, 10 classes" in res.out
+    res = cli("data", "info", "torchvision:MNIST", "--data-root", tmp_path / "empty")
+    assert res.code == 2 and res.err.startswith("error: ") and len(res.err.strip().splitlines()) == 1
