@@ -43,6 +43,12 @@ data_app = typer.Typer(help="Inspect the datasets igpg can use.", no_args_is_hel
 app.add_typer(data_app, name="data")
 
 ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + nets/).", show_default=False)]
+# options shared by generate and retrieve, defined once
+InstructionArg = Annotated[str, typer.Argument(help="What the network should do, in plain words.")]
+DatasetOpt = Annotated[str, typer.Option(help="Dataset name: digits, mnist, mnist1d, torchvision:<Name>.")]
+ClassesOpt = Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")]
+ArchOpt = Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")]
+ModelOpt = Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")]
 
 
 class _Bars:
@@ -212,21 +218,14 @@ def train_generator_cmd(
     out.print(f"generator in {out_dir}")
 
 
-def _classes(text: str):
-    import json
-
-    text = text.strip()
-    return json.loads(text) if text.startswith("[") else text
-
-
 @app.command("generate")
 def generate_cmd(
-    instruction: Annotated[str, typer.Argument(help="What the network should do, in plain words.")],
-    dataset: Annotated[str, typer.Option(help="Dataset name: digits, mnist, mnist1d, torchvision:<Name>.")],
-    classes: Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")],
-    arch: Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")],
+    instruction: InstructionArg,
+    dataset: DatasetOpt,
+    classes: ClassesOpt,
+    arch: ArchOpt,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
-    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    model: ModelOpt = None,
     samples: Annotated[int, typer.Option(help="Decode K networks (1 greedy + K-1 sampled), keep the best on the "
                                        "support samples; 1 = greedy only.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed for the support samples and sampling.")] = 0,
@@ -249,10 +248,10 @@ def generate_cmd(
     if not out_file.parent.is_dir():
         raise IgpgError(f"directory {out_file.parent} does not exist")
     gen = ParameterGenerator.from_pretrained(model)
-    net = gen.generate(instruction, dataset=dataset, classes=_classes(classes), arch=arch, samples=samples, seed=seed,
+    net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
                        k=k, temperature=temperature, guidance=guidance)
     digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
-    acc = evaluate(net, dataset, json_classes(net), split="test")
+    acc = evaluate(net, dataset, classes, split="test")  # the same string the task was parsed from
     out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
               f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
 
@@ -260,7 +259,7 @@ def generate_cmd(
 @eval_app.command("generator")
 def eval_generator_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its split flags decide what is held out).")],
-    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    model: ModelOpt = None,
     limit: Annotated[int, typer.Option(help="Queries (task x architecture) per category.")] = 30,
     samples: Annotated[int, typer.Option(help="Best-of-K sampling.")] = 1,
     results: Annotated[Path, typer.Option(help="Where to write generator.json and generator.md.")] = Path("eval/results"),
@@ -298,7 +297,7 @@ def eval_generator_cmd(
 def export_cmd(
     requests: Annotated[Path, typer.Argument(help="JSONL file, one request per line (see README).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for NAME.safetensors + manifest.jsonl.")],
-    model: Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")] = None,
+    model: ModelOpt = None,
     batch_size: Annotated[int, typer.Option(help="Requests decoded together (same architecture).")] = 16,
 ) -> None:
     """Generate many networks in batches; re-running resumes (finished names are skipped, damaged files redone).
@@ -325,10 +324,10 @@ def export_cmd(
 
 @app.command("retrieve")
 def retrieve_cmd(
-    instruction: Annotated[str, typer.Argument(help="What the network should do, in plain words.")],
-    dataset: Annotated[str, typer.Option(help="Dataset name.")],
-    classes: Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")],
-    arch: Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3.")],
+    instruction: InstructionArg,
+    dataset: DatasetOpt,
+    classes: ClassesOpt,
+    arch: ArchOpt,
     top_k: Annotated[int, typer.Option(help="How many hits.")] = 5,
     zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
     min_accuracy: Annotated[Optional[float], typer.Option(help="Only networks with at least this test accuracy.")] = None,
@@ -342,15 +341,9 @@ def retrieve_cmd(
 
     if top_k < 1:
         raise IgpgError(f"--top-k must be at least 1, got {top_k}")
-    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, _classes(classes), arch, k=top_k, min_accuracy=min_accuracy)
+    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k, min_accuracy=min_accuracy)
     for i, h in enumerate(hits, 1):
         out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
-
-
-def json_classes(net):
-    import json
-
-    return json.loads(net.igpg_metadata["igpg.classes"])
 
 
 def main() -> None:

@@ -99,3 +99,8 @@ def test_cli_refuses_every_malformed_architecture(tiny_zoo, tmp_path, cli):
         assert res.code == 2, (text, res.err)
         assert res.err.startswith("error: ") and len(res.err.strip().splitlines()) == 1, (text, res.err)
     assert sorted(p.name for p in tiny_zoo.rglob("*")) == before
+
+
+def test_malformed_json_classes_is_a_one_line_error(tiny_zoo, cli):
+    res = cli("retrieve", "x", "--dataset", "digits", "--classes", "[3,5", "--arch", "mlp:64-16-2", "--zoo", tiny_zoo)
+    assert res.code == 2 and "not valid JSON" in res.err and len(res.err.strip().splitlines()) == 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, assign_split, instructions, load_dataset, sample_tasks
@@ -243,7 +243,3 @@ def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
         finally:
             cat.close()
 
-
-def iter_jobs(plan: ZooPlan) -> Iterable[Job]:
-    yield from plan.generic_jobs
-    yield from plan.task_jobs
