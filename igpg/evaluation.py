@@ -1,5 +1,14 @@
 """`igpg eval generator`: generated networks against the networks trained on the same task, per held-out split,
-beside random initialisation and the nearest retrieved zoo network.
+beside random initialisation, the nearest retrieved zoo network, the zoo mean and the generic-rows baseline.
+
+Baselines (each a network of the query's own architecture, used as is, no training):
+- random: an untrained network (the architecture's default initialisation);
+- retrieved: the nearest training-split zoo network of the same architecture (most similar labels);
+- zoo mean: the element-wise mean of the weights of the training-split zoo networks of the same architecture and
+  dataset (the weight-space average that weight generators are often compared with);
+- generic rows: the zoo's generic network of the same hidden layers trained on all classes of the dataset, with
+  its output rows selected for the requested labels (a grouped label gets the mean of its classes' rows, plus the
+  log of the group size on the bias). The strongest cheap baseline for class-subset tasks.
 
 Held-out means held out: every category is selected from the zoo catalogue's split flags, and the generator's own
 checkpoint records which zoo and splits it trained on (`train_split` in its config is the zoo's training split).
@@ -14,6 +23,7 @@ Categories (one query per distinct task x architecture, its reference = the zoo 
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections import defaultdict
@@ -23,6 +33,7 @@ import torch
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
+from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
 from igpg.generator.api import ParameterGenerator
 from igpg.zoo.catalogue import Catalogue
@@ -34,6 +45,14 @@ CATEGORIES = {
     "held-out tasks": "n.role='task' AND t.split='test' AND a.split='train'",
     "held-out architectures": "n.role='task' AND a.split='test'",
 }
+# what each held-out category requires of every network it reports on (catalogue flags)
+REQUIRED_FLAGS = {
+    "seen tasks": {"task_split": "train", "arch_split": "train", "seed_split": "train"},
+    "held-out seeds": {"task_split": "train", "arch_split": "train", "seed_split": "test"},
+    "held-out phrasings": {"task_split": "train", "arch_split": "train", "seed_split": "train"},
+    "held-out tasks": {"task_split": "test", "arch_split": "train"},
+    "held-out architectures": {"arch_split": "test"},
+}
 TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
 
 
@@ -44,6 +63,48 @@ def _queries(zoo: Catalogue, where: str, limit: int, seed: int) -> list[dict]:
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     return [{"rows": groups[k], **groups[k][0]} for k in keys[:limit]]
+
+
+def check_heldout(category: str, rows: list[dict]) -> None:
+    """Refuse to report a figure for `category` computed on networks whose catalogue flags say otherwise (for
+    instance a training task under "held-out tasks"): held-out means held out."""
+    need = REQUIRED_FLAGS.get(category)
+    if need is None:
+        raise IgpgError(f"unknown category {category!r}; known: {', '.join(REQUIRED_FLAGS)}")
+    for r in rows:
+        for key, value in need.items():
+            if r.get(key) != value:
+                raise IgpgError(f"refusing to report {category!r}: network {r.get('net_id')} has {key}="
+                                f"{r.get(key)!r} in the zoo catalogue, not {value!r}")
+
+
+def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
+    """The generic-rows baseline for the query (None when the zoo has no generic network of those hidden layers)."""
+    spec = ArchSpec.parse(query["arch"])
+    n_classes = load_dataset(query["dataset"]).num_classes
+    gen_arch = str(spec.with_outputs(n_classes))
+    hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
+    if not hits:
+        return None
+    state = zoo.load(hits[0]["net_id"]).state_dict()
+    groups = [x if isinstance(x, list) else [x] for x in query["labels"]]
+    w, b = state["head.weight"], state["head.bias"]
+    state["head.weight"] = torch.stack([w[g].mean(0) for g in groups])
+    state["head.bias"] = torch.stack([b[g].mean() + math.log(len(g)) for g in groups])
+    net = spec.build()
+    net.load_state_dict(state, strict=True)
+    return net.eval()
+
+
+def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
+    """The zoo-mean baseline: the mean weights of the training-split networks of the query's arch and dataset."""
+    same = [r for r in train_rows if r["arch"] == query["arch"] and r["dataset"] == query["dataset"]]
+    if not same:
+        return None
+    states = [zoo.load(r["net_id"]).state_dict() for r in same]
+    net = ArchSpec.parse(query["arch"]).build()
+    net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]}, strict=True)
+    return net.eval()
 
 
 def _test_data(dataset: str, labels):
@@ -75,6 +136,7 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
               "queries_per_category": limit, "categories": {}}
     for name in categories or CATEGORIES:
         queries = _queries(zoo, CATEGORIES[name], limit, seed=len(name))
+        check_heldout(name, [r for q in queries for r in q["rows"]])
         per_query = []
         for qi, q in enumerate(queries):
             data = _test_data(q["dataset"], q["labels"])
@@ -93,8 +155,12 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
                 rand_acc.append(accuracy(ArchSpec.parse(q["arch"]).build(), data.x, data.y))
             hit = nearest_trained(zoo, q, train_rows)
             ret_acc = accuracy(zoo.load(hit["net_id"]), data.x, data.y) if hit else float("nan")
+            generic = generic_rows_net(zoo, q)
+            mean_net = zoo_mean_net(zoo, q, train_rows)
             per_query.append({"task_id": q["task_id"], "arch": q["arch"], "labels": q["labels"], "trained": ref,
                               "generated": gen_acc, "random": rand_acc, "retrieved": ret_acc,
+                              "generic_rows": accuracy(generic, data.x, data.y) if generic else float("nan"),
+                              "zoo_mean": accuracy(mean_net, data.x, data.y) if mean_net else float("nan"),
                               "retrieved_labels": hit["labels"] if hit else None})
             if progress:
                 progress(name, qi + 1, len(queries))
@@ -119,10 +185,13 @@ def summarise(per_query: list[dict]) -> dict:
         "ratio_median": statistics.median(all_ratios),
         "ratio_min": min(all_ratios),
         "random_ratio": statistics.mean(statistics.mean(q["random"]) / max(q["trained"], 1e-9) for q in per_query),
-        "retrieved_ratio": statistics.mean(q["retrieved"] / max(q["trained"], 1e-9) for q in per_query
-                                           if q["retrieved"] == q["retrieved"]) if any(
-            q["retrieved"] == q["retrieved"] for q in per_query) else float("nan"),
+        **{f"{k}_ratio": _baseline_ratio(per_query, k) for k in ("retrieved", "zoo_mean", "generic_rows")},
     }
+
+
+def _baseline_ratio(per_query: list[dict], key: str) -> float:
+    vals = [q[key] / max(q["trained"], 1e-9) for q in per_query if q.get(key, float("nan")) == q.get(key)]
+    return statistics.mean(vals) if vals else float("nan")
 
 
 def report_markdown(report: dict) -> str:
@@ -130,14 +199,19 @@ def report_markdown(report: dict) -> str:
              f"Ratio = test accuracy / test accuracy of the zoo network trained on the same task and architecture "
              f"(mean over queries; mean and std over sampling seeds {report['seeds']}; best-of-{report['samples']}). "
              "Random = an untrained network; retrieved = the nearest training-split zoo network of the same "
-             "architecture (most similar labels), used as is.", "",
-             "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | random | retrieved |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "architecture (most similar labels), used as is; zoo mean = the mean weights of the training-split networks "
+             "of the architecture and dataset; generic rows = the generic all-classes network of the architecture with "
+             "its output rows selected for the labels (the strongest cheap baseline; nan where the zoo has none). "
+             "Every category is selected by, and checked against, the zoo catalogue's split flags.", "",
+             "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | random | retrieved "
+             "| zoo mean | generic rows |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in report["categories"].items():
         if not c.get("n"):
-            lines.append(f"| {name} | 0 | | | | | | | |")
+            lines.append(f"| {name} | 0 | | | | | | | | | |")
             continue
         lines.append(f"| {name} | {c['n']} | {c['trained_acc']:.4f} | {c['generated_acc']:.4f} | "
                      f"{c['ratio_mean']:.4f} ± {c['ratio_std_over_seeds']:.4f} | {c['ratio_median']:.4f} | "
-                     f"{c['ratio_min']:.4f} | {c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} |")
+                     f"{c['ratio_min']:.4f} | {c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} | "
+                     f"{c.get('zoo_mean_ratio', float('nan')):.4f} | {c.get('generic_rows_ratio', float('nan')):.4f} |")
     return "\n".join(lines) + "\n"

@@ -54,6 +54,7 @@ class ParameterGenerator:
     def __init__(self, model: WeightGenerator, tokenizer: WeightTokenizer, name: str = "generator"):
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.cfg = model.cfg
+        self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
 
     # ---- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -107,11 +108,18 @@ class ParameterGenerator:
             profiles.append(sample_profile(x, load_dataset(r.task.dataset).input_shape)
                             .view(r.task.num_labels, k, -1))
         instr = embed_texts([r.instruction for r in requests])
-        codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0])
+        books = self.tokenizer.codebooks() if self.mean_from is not None else None
+        if books is None:
+            codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0])
+            states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
+        else:
+            codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
+                                            seed=seeds[0], codebooks=books, mean_from=self.mean_from)
+            states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
-        for r, c, sd, (x, y), s in zip(requests, codes, side, support, seeds):
+        for r, state, (x, y), s in zip(requests, states, support, seeds):
             net = r.spec.build()
-            net.load_state_dict(self.tokenizer.decode(Codes(arch, c, sd)), strict=True)
+            net.load_state_dict(state, strict=True)
             net.eval()
             out.append(Candidate(net, accuracy(net, x, y), s))
         return out

@@ -72,10 +72,15 @@ class _Stepper:
 @torch.no_grad()
 def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
-                 return_logits: bool = False):
+                 return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None):
     """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`).
 
     With `return_logits`, also returns the level-0 logits of every chunk in decoding order (for cache parity tests).
+    With `codebooks` (Q, V, Dz) (the tokenizer's residual codebooks) and `mean_from`, also returns latents (B, N, Dz):
+    levels below `mean_from` contribute their picked code's vector, levels from `mean_from` on the expected vector
+    under the (guided, tempered) level distribution: the posterior mean where the fine levels are uncertain, which
+    costs less weight error than committing to one code. Later levels and rows are still conditioned on the picked
+    codes.
     """
     cfg = model.cfg
     b = len(tasks)
@@ -97,6 +102,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     q_levels = cfg.codes_per_chunk
     out = torch.empty(b, int(lay.chunks.sum()), q_levels, dtype=torch.int64)
     side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64)
+    latents = None if codebooks is None else torch.zeros(b, out.shape[1], codebooks.shape[-1])
     gen = torch.Generator().manual_seed(seed)
     stepper = _Stepper(model, prefix, use_cache)
     row_in = pos[:, 0] + model.start_row
@@ -121,6 +127,13 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
             if return_logits and q == 0:
                 logits_trace.append(logits.clone())
             codes[:, :, q] = _pick(logits, sc, gen)
+            if latents is not None:
+                if mean_from is not None and q >= mean_from:
+                    t = sc.temperature if sc.temperature > 0 else 1.0
+                    vec = (logits / t).softmax(-1) @ codebooks[q]
+                else:
+                    vec = codebooks[q][codes[:, :, q]]
+                latents[:, lay.chunk_index[r, :n]] += vec
             both = codes[:, :, q].repeat(2, 1) if guided else codes[:, :, q]
             lower = lower + model.code_emb[q, both.reshape(-1)]
         out[:, lay.chunk_index[r, :n]] = codes
@@ -129,6 +142,8 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
             row_in = pos[:, r + 1] + model.bag(both)
     if model.side_head is None:
         side = side[:, :0]
+    if latents is not None:
+        return out, side, latents
     return (out, side, logits_trace) if return_logits else (out, side)
 
 

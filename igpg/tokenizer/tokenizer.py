@@ -75,6 +75,25 @@ class WeightTokenizer:
         values = values * layout.mask()
         return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, codes.side)
 
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, arch: str | ArchSpec, side: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Decode quantised latents (N, Dz) (e.g. a generator's expected code vectors) instead of indices."""
+        spec = self.check_arch(arch)
+        layout = chunk_layout(spec, self.cfg.chunk_size)
+        if latents.shape[0] != len(layout):
+            raise IgpgError(f"{spec} needs {len(layout)} chunk latents, got {latents.shape[0]}")
+        values = self.model.decode(latents, layout.position_features()) * layout.mask()
+        return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, side)
+
+    def codebooks(self) -> torch.Tensor | None:
+        """The residual codebooks (Q, V, Dz) of an rvq / vq tokenizer (None for fsq)."""
+        qz = self.model.quantizer
+        if self.cfg.quantizer == "rvq":
+            return qz.codebooks.detach()
+        if self.cfg.quantizer == "vq":
+            return qz.codebook.detach()[None]
+        return None
+
     def reconstruct(self, state: Mapping[str, torch.Tensor], arch: str | ArchSpec) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(state, arch))
 

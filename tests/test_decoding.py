@@ -1,0 +1,61 @@
+"""Decoding options: expected-code-vector (mean) decoding and row-code dropout in training."""
+
+import dataclasses
+
+import torch
+
+from igpg.generator import ParameterGenerator
+from igpg.generator.conditions import sample_profile, support_set
+from igpg.generator.model import WeightGenerator
+from igpg.generator.sample import SamplingConfig, sample_codes
+from igpg.generator.train import train_generator
+from igpg.data import Task, load_dataset
+from igpg.text import embed_texts
+from igpg.tokenizer.tokenizer import Codes
+
+
+def _request(arch="mlp:64-16-3", classes=(3, 5, 8)):
+    task = Task.from_classes("digits", list(classes))
+    x, _ = support_set(task, 5, seed=0)
+    prof = sample_profile(x, load_dataset("digits").input_shape).view(task.num_labels, 5, -1)
+    return task, arch, prof, embed_texts(["Classify handwritten digits 3, 5 and 8"])
+
+
+def test_mean_decoding_of_no_level_equals_index_decoding(tiny_pipeline):
+    d, _ = tiny_pipeline
+    gen = ParameterGenerator.from_pretrained(d / "gen", tokenizer=d / "tok")
+    task, arch, prof, instr = _request()
+    books = gen.tokenizer.codebooks()
+    q = gen.cfg.codes_per_chunk
+    assert books.shape[:2] == (q, gen.cfg.vocab)
+    codes, side = sample_codes(gen.model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
+    codes2, side2, lat = sample_codes(gen.model, [task], arch, [prof], instr, SamplingConfig(temperature=0),
+                                      codebooks=books, mean_from=q)  # no level averaged: the picked codes' vectors
+    assert torch.equal(codes, codes2) and torch.equal(side, side2)
+    a = gen.tokenizer.decode(Codes(arch, codes[0], side[0]))
+    b = gen.tokenizer.decode_latents(lat[0], arch, side[0])
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    # averaging the last level changes the weights but not the codes the decoder was conditioned on
+    codes3, _, lat3 = sample_codes(gen.model, [task], arch, [prof], instr, SamplingConfig(temperature=0),
+                                   codebooks=books, mean_from=q - 1)
+    assert torch.equal(codes, codes3) and not torch.allclose(lat, lat3)
+    gen.mean_from = q - 1
+    net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch=arch)
+    assert net(torch.randn(2, 64)).shape == (2, 3)
+
+
+def test_row_code_dropout_trains_resumes_and_is_off_in_eval(tiny_zoo, tiny_pipeline, tmp_path):
+    d, gcfg = tiny_pipeline
+    cfg = dataclasses.replace(gcfg, row_code_dropout=0.5)
+    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a", stop_after=4)
+    resumed = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a")
+    whole = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "b")
+    for (name, x), y in zip(resumed.state_dict().items(), whole.state_dict().values()):
+        assert torch.equal(x, y), name  # the dropout draws are part of the restored RNG state
+    model = ParameterGenerator.from_pretrained(tmp_path / "a", tokenizer=d / "tok").model
+    assert isinstance(model, WeightGenerator) and model.no_codes is not None
+    task, arch, prof, instr = _request()
+    one = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
+    two = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
+    assert torch.equal(one[0], two[0])  # eval mode: no dropout, decoding is deterministic

@@ -1,0 +1,56 @@
+"""The evaluation's baselines and its held-out guard, on the tiny zoo (real networks)."""
+
+import math
+
+import pytest
+import torch
+
+from igpg.errors import IgpgError
+from igpg.evaluation import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
+from igpg.zoo import Catalogue
+
+
+def test_heldout_guard_refuses_training_networks(tiny_zoo):
+    zoo = Catalogue(tiny_zoo)
+    train = zoo.rows(TRAIN_ONLY)
+    assert train
+    check_heldout("seen tasks", train)  # what they are
+    for category in ("held-out seeds", "held-out tasks", "held-out architectures"):
+        with pytest.raises(IgpgError, match="refusing to report"):
+            check_heldout(category, train)
+    for category in CATEGORIES:  # every category's own selection passes its own check
+        check_heldout(category, [r for q in _queries(zoo, CATEGORIES[category], 50, 0) for r in q["rows"]])
+    with pytest.raises(IgpgError, match="unknown category"):
+        check_heldout("held-out everything", train)
+
+
+def test_generic_rows_baseline_selects_and_merges_rows(tiny_zoo):
+    zoo = Catalogue(tiny_zoo)
+    rows = zoo.rows("n.role='task'")
+    grouped = next(r for r in rows if any(isinstance(x, list) for x in r["labels"]))
+    plain = next(r for r in rows if not any(isinstance(x, list) for x in r["labels"]))
+    for q in (plain, grouped):
+        net = generic_rows_net(zoo, q)
+        assert net is not None
+        arch_out = q["arch"].rsplit("-", 1)[0] + "-10"
+        gen_row = zoo.rows("n.role='generic' AND n.arch=?", (arch_out,))[0]
+        generic = zoo.load(gen_row["net_id"]).state_dict()
+        state = net.state_dict()
+        for i, lab in enumerate(q["labels"]):
+            group = lab if isinstance(lab, list) else [lab]
+            assert torch.allclose(state["head.weight"][i], generic["head.weight"][group].mean(0))
+            assert math.isclose(float(state["head.bias"][i]),
+                                float(generic["head.bias"][group].mean()) + math.log(len(group)), rel_tol=1e-5)
+        hidden = [k for k in state if not k.startswith("head.")]
+        assert hidden and all(torch.equal(state[k], generic[k]) for k in hidden)
+
+
+def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):
+    zoo = Catalogue(tiny_zoo)
+    train = zoo.rows(TRAIN_ONLY)
+    q = train[0]
+    same = [r for r in train if r["arch"] == q["arch"] and r["dataset"] == q["dataset"]]
+    net = zoo_mean_net(zoo, q, train)
+    expect = torch.stack([zoo.load(r["net_id"]).state_dict()["head.bias"] for r in same]).mean(0)
+    assert torch.allclose(net.state_dict()["head.bias"], expect)
+    assert zoo_mean_net(zoo, {**q, "arch": "mlp:64-7-3"}, train) is None  # no such networks: no baseline
