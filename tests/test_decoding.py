@@ -1,4 +1,4 @@
-"""Decoding options: expected-code-vector (mean) decoding and row-code dropout in training."""
+"""Decoding options: expected-code-vector (mean) decoding and row-code noise in training."""
 
 import dataclasses
 
@@ -45,17 +45,17 @@ def test_mean_decoding_of_no_level_equals_index_decoding(tiny_pipeline):
     assert net(torch.randn(2, 64)).shape == (2, 3)
 
 
-def test_row_code_dropout_trains_resumes_and_is_off_in_eval(tiny_zoo, tiny_pipeline, tmp_path):
+def test_row_code_noise_trains_resumes_and_is_off_in_eval(tiny_zoo, tiny_pipeline, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, row_code_dropout=0.5)
+    cfg = dataclasses.replace(gcfg, row_code_noise=0.5)
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a", stop_after=4)
     resumed = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a")
     whole = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "b")
     for (name, x), y in zip(resumed.state_dict().items(), whole.state_dict().values()):
-        assert torch.equal(x, y), name  # the dropout draws are part of the restored RNG state
+        assert torch.equal(x, y), name  # the noise draws are part of the restored RNG state
     model = ParameterGenerator.from_pretrained(tmp_path / "a", tokenizer=d / "tok").model
-    assert isinstance(model, WeightGenerator) and model.no_codes is not None
+    assert isinstance(model, WeightGenerator) and model.cfg.row_code_noise == 0.5
     task, arch, prof, instr = _request()
     one = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
     two = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
-    assert torch.equal(one[0], two[0])  # eval mode: no dropout, decoding is deterministic
+    assert torch.equal(one[0], two[0])  # eval mode: no noise, decoding is deterministic

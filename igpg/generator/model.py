@@ -47,10 +47,10 @@ class GeneratorConfig:
     class_slots: int = 4096  # hashed (dataset, class) table size
     cond_dropout: float = 0.1  # drop instruction / labels independently in training (classifier-free guidance)
     dropout: float = 0.0
-    # in training, each row's input loses the previous row's codes with this probability (a learned "no codes"
-    # vector instead): without it the decoder learns rows as a chain (row r from row r-1's codes), exact under
+    # in training, with this probability a row sees the previous row's codes corrupted (half of its chunks get
+    # random codes): without it the decoder learns rows as a chain (row r from row r-1's codes), exact under
     # teacher forcing, and one wrong early row derails every row after it when sampling (measured: see CARD.md)
-    row_code_dropout: float = 0.0
+    row_code_noise: float = 0.0
     # from the tokenizer (fixed when training starts)
     vocab: int = 1024  # V
     codes_per_chunk: int = 4  # Q
@@ -107,7 +107,6 @@ class WeightGenerator(nn.Module):
         self.chunk_emb = nn.Embedding(cfg.max_chunks_per_row, e)
         self.level_emb = nn.Parameter(torch.randn(q, e) * 0.02)
         self.bag_proj = nn.Linear(e, d)
-        self.no_codes = nn.Parameter(torch.zeros(d)) if cfg.row_code_dropout > 0 else None
         # transformer + slot head
         self.decoder = Decoder(dim=d, depth=cfg.depth, heads=cfg.heads, rotary_pos_emb=True,
                                attn_dropout=cfg.dropout, ff_dropout=cfg.dropout)
@@ -166,10 +165,13 @@ class WeightGenerator(nn.Module):
         """Inputs of all row positions: position + previous row's codes + (head rows) their label token.
 
         codes (B, R, J, Q) (the teacher's, shifted here), head_labels (B, R, D) (zero for hidden rows)."""
-        prev = self.bag(codes[:, :-1])
-        if self.training and self.no_codes is not None:
-            drop = torch.rand(prev.shape[:2], device=prev.device) < self.cfg.row_code_dropout
-            prev = torch.where(drop[..., None], self.no_codes.expand_as(prev), prev)
+        prev_codes = codes[:, :-1]
+        if self.training and self.cfg.row_code_noise > 0:
+            row = torch.rand(prev_codes.shape[:2], device=codes.device) < self.cfg.row_code_noise  # (B, R-1)
+            chunk = row[..., None] & (torch.rand(prev_codes.shape[:3], device=codes.device) < 0.5)  # (B, R-1, J)
+            noise = torch.randint_like(prev_codes, self.cfg.vocab)
+            prev_codes = torch.where(chunk[..., None] & (prev_codes >= 0), noise, prev_codes)
+        prev = self.bag(prev_codes)
         start = self.start_row.expand(codes.shape[0], 1, -1)
         return self.row_position(rows) + torch.cat([start, prev], 1) + head_labels
 
