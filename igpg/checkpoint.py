@@ -5,16 +5,21 @@
     DIR/training_state/optimizer.safetensors + optimizer.json   Adam moments + param groups
     DIR/training_state/state.json         step, metrics so far; RNG states in rng.safetensors
 
-A checkpoint is written into a temporary sibling directory and swapped in with renames, so a run killed at any
-moment leaves either the previous checkpoint or the new one, never a mix. Other files in the directory (the
-metrics log, extracted codes) are carried over by hard links.
+A checkpoint is written into a temporary sibling directory and swapped in with one atomic exchange (Linux
+renameat2; two renames elsewhere), so a run killed at any moment leaves either the previous checkpoint or the new
+one at DIR, never a mix and never nothing. Other files in the directory (the metrics log, extracted codes) are
+carried over by hard links. Siblings a killed writer left (".DIR.tmp-PID", ".DIR.old-PID") are removed when the
+run resumes or saves again.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -90,6 +95,7 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
     """Write a checkpoint directory atomically (build beside it, then rename over)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_siblings(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / STATE).mkdir(parents=True)
@@ -104,16 +110,68 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
     (tmp / STATE / "state.json").write_text(json.dumps({"step": step, **(extra or {})}))
     if path.is_dir():  # carry the run's other files (metrics log, extracted codes) over by hard links
         for entry in path.iterdir():
-            if entry.name not in (CONFIG, MODEL, STATE):
+            if entry.name not in (CONFIG, MODEL, STATE) and not _is_atomic_temp(entry.name):
                 if entry.is_dir():
-                    shutil.copytree(entry, tmp / entry.name, copy_function=os.link)
+                    shutil.copytree(entry, tmp / entry.name, copy_function=os.link,
+                                    ignore=lambda _, names: [n for n in names if _is_atomic_temp(n)])
                 else:
                     os.link(entry, tmp / entry.name)
+    if path.exists() and _exchange(tmp, path):  # DIR is never missing, not even for an instant
+        shutil.rmtree(tmp, ignore_errors=True)  # now the previous checkpoint
+        return
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_atomic_temp(name: str) -> bool:
+    """A temporary file of `igpg.io.atomic_path` (".NAME.<random>.tmp"), left by a process killed mid-write."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where the OS or file system cannot."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _remove_stale_siblings(path: Path) -> None:
+    """Remove ".DIR.tmp-PID" / ".DIR.old-PID" left by writers that died (a SIGKILL mid-save), and, inside DIR,
+    atomic-write temporaries (a killed metrics rewrite). Ours count as stale too: we are not mid-save."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:tmp|old)-(\d+)")
+    try:
+        stale = [p for p in path.parent.iterdir() if (m := pattern.fullmatch(p.name))
+                 and (int(m.group(1)) == os.getpid() or not _alive(int(m.group(1))))]
+        stale += [p for p in path.iterdir() if _is_atomic_temp(p.name)] if path.is_dir() else []
+    except OSError:
+        return
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_config(path: str | Path, kind: str) -> dict:
@@ -144,6 +202,7 @@ def load_model_state(path: str | Path, model: nn.Module) -> None:
 
 def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict:
     """Restore optimizer and RNG; return state.json (with "step"). No training state -> step 0."""
+    _remove_stale_siblings(Path(path))  # resuming: what a killed save left beside the checkpoint goes now
     d = Path(path) / STATE
     if not (d / "state.json").is_file():
         return {"step": 0}
