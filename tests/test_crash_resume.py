@@ -59,11 +59,13 @@ def wait_for(proc, condition, what: str, poll: float = 0.01):
         time.sleep(poll)
 
 
-def sigkill(proc) -> None:
+def sigkill(proc, drain: bool = True) -> None:
     assert proc.poll() is None, "the process finished before it could be killed: make the run longer"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=30)
+    proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    if drain:  # (its output pipes close when every process holding them is gone)
+        proc.communicate(timeout=30)
 
 
 def finish(proc) -> str:
@@ -123,6 +125,31 @@ def check_files_parse(root: Path) -> list[Path]:
             else:
                 assert name in (".lock", "catalogue.sqlite-wal", "catalogue.sqlite-shm"), f"unexpected file {path}"
     return temps
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (from /proc)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            parent[int(d)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [c for c, p in parent.items() if p in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
 
 
 # ---- zoo build -------------------------------------------------------------------------------------------------
@@ -212,11 +239,28 @@ def test_zoo_build_killed_six_times_resumes_to_the_uninterrupted_zoo(tiny_zoo, t
             seen = wait_for(proc, lambda: "temp" if temp_in(out / "nets") else zoo_rows(out) >= n0 + 2,
                             "a network file being written", poll=0.001)
             caught_mid_write |= seen == "temp"
+        elif k == 4:  # two worker processes: only the parent is killed, its workers must not outlive it
+            proc.kill()
+            proc.communicate()
+            proc = start("zoo", "build", "--config", TINY, "--out", out, "--workers", "2")
+            n0 = before
+            wait_for(proc, lambda: zoo_rows(out) >= n0 + 1, "a new catalogue row")
+            time.sleep(rnd.uniform(0.0, 0.1))
+            workers = descendants(proc.pid)
+            assert len(workers) >= 2, workers
         else:
             n0 = before
             wait_for(proc, lambda: zoo_rows(out) >= n0 + 1, "a new catalogue row")
             time.sleep(rnd.uniform(0.0, 0.1))
-        sigkill(proc)
+        sigkill(proc, drain=k != 4)
+        if k == 4:
+            deadline = time.monotonic() + 10
+            while (alive := [p for p in workers if running(p)]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for p in alive:  # they are ours: do not leave them holding memory and the build's output pipes
+                os.kill(p, signal.SIGKILL)
+            proc.communicate(timeout=30)
+            assert not alive, f"worker processes {alive} outlived their killed build by 10 s"
         before, to_remove = check_zoo_after_kill(out, reference, before)
     assert before < len(reference), "every kill came too late to interrupt anything"
 

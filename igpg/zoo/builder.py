@@ -25,7 +25,7 @@ from igpg.errors import IgpgError
 from igpg.io import save_weights
 from igpg.zoo.catalogue import CHECKPOINTS, NETS, Catalogue, exclusive_lock
 from igpg.zoo.config import ZooConfig
-from igpg.zoo.train import Job, Result, stable_seed, train_job
+from igpg.zoo.train import Job, Result, exit_with_parent, stable_seed, train_job
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,8 @@ def _run(jobs: list[Job], workers: int, on_result: Callable[[Result], None]) -> 
             on_result(train_job(job))
         return
     # spawn, not fork: the parent may hold threads (torch, sqlite) that fork would copy mid-state
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:  # a killed build takes its workers with it
         pending = {pool.submit(train_job, j) for j in jobs[: workers * 2]}
         queue = iter(jobs[workers * 2 :])
         while pending:

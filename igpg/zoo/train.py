@@ -7,6 +7,8 @@ Everything random derives from the job (seeded from its ids), so a network train
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +20,20 @@ from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluate import accuracy
 from igpg.zoo.config import TrainConfig
+
+
+def exit_with_parent(parent: int) -> None:
+    """Pool-worker initializer: end this worker as soon as the build process `parent` is gone.
+
+    A SIGKILLed build cannot shut its pool down, and a worker never sees end-of-file on the job queue (it holds the
+    queue's write end itself): it would wait forever, holding memory and the build's stdout/stderr pipes."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="igpg-exit-with-parent", daemon=True).start()
 
 
 def stable_seed(*parts: object) -> int:
