@@ -364,8 +364,11 @@ def kill_training_chain(args: list, out: Path, load, ref: dict[int, dict], ref_m
             seen = wait_for(proc, lambda: "tmp" if tmp.exists() else saved_step(out) >= s0 + 3 * cfg.checkpoint_every,
                             "a checkpoint being written", poll=0.001)
             caught.append(seen == "tmp")
-        elif k == kills - 1 and last_after_training:  # training done: the run is extracting codes
-            wait_for(proc, lambda: saved_step(out) == cfg.steps, "the last checkpoint", poll=0.002)
+        elif k == kills - 1 and last_after_training:  # training done: while the codes file is being written
+            codes = out / "codes"
+            seen = wait_for(proc, lambda: "temp" if temp_in(codes) else (codes / "index.json").exists(),
+                            "the codes being written", poll=0.0005)
+            caught.append(seen == "temp")
         else:  # one to three checkpoints on, then a moment later (steps take ~10-50 ms here)
             target = last + cfg.checkpoint_every * rnd.randint(1, 3)
             wait_for(proc, lambda: saved_step(out) >= target, f"the checkpoint of step {target}", poll=0.002)
