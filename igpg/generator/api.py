@@ -55,6 +55,7 @@ class ParameterGenerator:
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.cfg = model.cfg
         self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
+        self.use_cache = True  # KV cache in sampling; False recomputes the whole sequence per row (same outputs, slower)
 
     # ---- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -110,11 +111,13 @@ class ParameterGenerator:
         instr = embed_texts([r.instruction for r in requests])
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
         if books is None:
-            codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0])
+            codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
+                                       use_cache=self.use_cache)
             states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
         else:
             codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
-                                            seed=seeds[0], codebooks=books, mean_from=self.mean_from)
+                                            seed=seeds[0], codebooks=books, mean_from=self.mean_from,
+                                            use_cache=self.use_cache)
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s in zip(requests, states, support, seeds):
