@@ -1,6 +1,6 @@
 """The `igpg` command line: one small function per command, each a thin call of the Python API.
 
-    igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny [--workers 2]
+    igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny [--workers 2] [--backend ray [--address A]]
     igpg zoo info zoos/tiny
     igpg zoo verify zoos/tiny
 
@@ -95,20 +95,27 @@ def data_info(
 def zoo_build(
     config: Annotated[Path, typer.Option("--config", "-c", help="Zoo config YAML, e.g. configs/zoo/default.yaml.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Zoo directory to create or complete.")],
-    workers: Annotated[int, typer.Option(help="Training processes (one core each).")] = 1,
-    backend: Annotated[str, typer.Option(help="Where networks train: local (a process pool).")] = "local",
+    workers: Annotated[int, typer.Option(help="Training processes (one core each); with ray, the CPUs of the "
+                                         "local cluster started when no --address is given (at least 2).")] = 1,
+    backend: Annotated[str, typer.Option(help="Where networks train: local (a process pool) or ray (Ray tasks; "
+                                         "pip install 'igpg[ray]').")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (e.g. ray://head:10001 or auto); "
+                                                   "default: start a local one.")] = None,
 ) -> None:
     """Train every network the config asks for that the zoo lacks; re-running resumes.
 
     Example: igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny --workers 2
     """
     from igpg.zoo import build_zoo, load_zoo_config
+    from igpg.zoo.builder import BACKENDS, require_ray
 
-    if backend != "local":
-        raise IgpgError(f"unknown --backend {backend!r}; available: local")
+    if backend not in BACKENDS:
+        raise IgpgError(f"unknown --backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend == "ray":
+        require_ray()  # before reading the config: the one thing missing is Ray
     cfg = load_zoo_config(config)
     with _Bars() as bars:
-        report = build_zoo(cfg, out_dir, workers=workers, progress=bars)
+        report = build_zoo(cfg, out_dir, workers=workers, progress=bars, backend=backend, address=address)
     out.print(f"zoo {cfg.name!r} in {out_dir}: {report.planned} networks planned, {report.trained} trained now, "
               f"{report.skipped} already there" + (f", {report.removed_orphans} orphan files removed" if report.removed_orphans else "")
               + f" ({report.seconds:.1f} s)")

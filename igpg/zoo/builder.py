@@ -1,10 +1,14 @@
 """Build a zoo: sample tasks x architectures x seeds from a config, train each network, catalogue it.
 
     plan_zoo(cfg)           -> ZooPlan: every task (with its split and phrasings), architecture and job
-    build_zoo(cfg, out, ..) -> trains what the catalogue lacks, over a process pool, one transaction per network
+    build_zoo(cfg, out, ..) -> trains what the catalogue lacks, one transaction per network, over
+                               backend "local" (a process pool on this machine) or "ray" (Ray tasks, on a local
+                               cluster or the one at `address`)
 
-Re-running the same command trains only what is missing; a build killed at any moment resumes cleanly (see
-`catalogue.py` for the invariant), and a second build on the same directory at the same time is refused.
+Workers only train (`train_job`: a job in, weights and metrics out); the driver alone writes files and the
+catalogue, whatever the backend. Re-running the same command trains only what is missing; a build killed at any
+moment resumes cleanly (see `catalogue.py` for the invariant), and a second build on the same directory at the same
+time is refused.
 """
 
 from __future__ import annotations
@@ -13,16 +17,18 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, assign_split, instructions, load_dataset, sample_tasks
 from igpg.errors import IgpgError
-from igpg.io import save_weights
+from igpg.io import load_weights, save_weights
 from igpg.zoo.catalogue import CHECKPOINTS, NETS, Catalogue, exclusive_lock
 from igpg.zoo.config import ZooConfig
 from igpg.zoo.train import Job, Result, exit_with_parent, stable_seed, train_job
@@ -175,7 +181,10 @@ def _store(cat: Catalogue, res: Result, build_id: int, zoo_name: str) -> None:
         db.executemany("INSERT INTO checkpoints VALUES (?,?,?,?)", ckpts)
 
 
-def _run(jobs: list[Job], workers: int, on_result: Callable[[Result], None]) -> None:
+BACKENDS = ("local", "ray")
+
+
+def _run_local(jobs: list[Job], workers: int, on_result: Callable[[Result], None]) -> None:
     if not jobs:
         return
     if workers <= 1:
@@ -196,6 +205,86 @@ def _run(jobs: list[Job], workers: int, on_result: Callable[[Result], None]) -> 
                     pending.add(pool.submit(train_job, nxt))
 
 
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise IgpgError("--backend ray needs Ray, which is not installed: pip install 'igpg[ray]'") from None
+    return ray
+
+
+class _RayCluster:
+    """Ray for one build: joins the cluster at `address` (or an already initialised Ray), else starts a local one
+    with `num_cpus` CPUs; shuts down only what it started."""
+
+    def __init__(self, address: str | None, num_cpus: int):
+        self.ray = require_ray()
+        self.started = False
+        self.address, self.num_cpus = address, num_cpus
+
+    def __enter__(self):
+        ray = self.ray
+        if not ray.is_initialized():
+            kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                if self.address:
+                    ray.init(address=self.address, **kw)
+                else:
+                    ray.init(num_cpus=self.num_cpus, **kw)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+                raise IgpgError(f"cannot start or join {where}: {str(e).strip().splitlines()[0]}") from None
+            self.started = True
+        return ray
+
+    def __exit__(self, *exc) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def _run_ray(ray, jobs: list[Job], in_flight: int, on_result: Callable[[Result], None]) -> None:
+    """Ray tasks train; results come back to the driver in completion order. At most `in_flight` tasks are
+    submitted at once, so a big zoo never sits in the object store. A task network's generic weights are put in
+    the object store once and handed to its tasks (a worker on another node cannot read the driver's file)."""
+    if not jobs:
+        return
+    remote = ray.remote(num_cpus=1, max_retries=2)(train_job)
+    generic: dict[str, object] = {}
+
+    def submit(job: Job):
+        state = None
+        if job.generic_file is not None:
+            if job.generic_file not in generic:
+                generic[job.generic_file] = ray.put(load_weights(job.generic_file)[0])
+            state = generic[job.generic_file]
+        return remote.remote(job, state)
+
+    queue = iter(jobs)
+    pending = [submit(j) for j in islice(queue, in_flight)]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        for ref in done:
+            try:
+                res = ray.get(ref)
+            except ray.exceptions.RayError as e:
+                raise IgpgError(f"a Ray worker failed: {str(e).strip().splitlines()[0]}") from None
+            on_result(res)
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.append(submit(nxt))
+
+
+@contextmanager
+def _backend(backend: str, address: str | None, workers: int) -> Iterator[Callable]:
+    """`run(jobs, on_result)` for the chosen backend, valid inside the block (a Ray cluster lives as long)."""
+    if backend == "local":
+        yield lambda jobs, on_result: _run_local(jobs, workers, on_result)
+        return
+    with _RayCluster(address, max(2, workers)) as ray:
+        in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+        yield lambda jobs, on_result: _run_ray(ray, jobs, in_flight, on_result)
+
+
 @dataclass
 class BuildReport:
     planned: int
@@ -206,15 +295,27 @@ class BuildReport:
 
 
 def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
-              progress: Callable[[str, int, int], None] | None = None) -> BuildReport:
-    """Train every network of the plan that `out` lacks. `progress(phase, done, total)` is called as jobs finish."""
+              progress: Callable[[str, int, int], None] | None = None, backend: str = "local",
+              address: str | None = None) -> BuildReport:
+    """Train every network of the plan that `out` lacks. `progress(phase, done, total)` is called as jobs finish.
+
+    backend "local": `workers` processes on this machine. backend "ray": Ray tasks on the cluster at `address`
+    (e.g. "ray://head:10001" or "auto"), on the already initialised Ray of this process, or on a local cluster
+    started for the build with max(2, workers) CPUs; one CPU per task, at most 2 tasks per cluster CPU in flight.
+    """
     start = time.perf_counter()
     out = Path(out)
     if workers < 1:
         raise IgpgError(f"--workers must be at least 1, got {workers}")
+    if backend not in BACKENDS:
+        raise IgpgError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if address is not None and backend != "ray":
+        raise IgpgError("--address applies to --backend ray only")
+    if backend == "ray":
+        require_ray()  # a missing Ray is reported before anything is written
     plan = plan_zoo(cfg)  # all validation happens before anything is written
     _check_writable(out)
-    with exclusive_lock(out):
+    with exclusive_lock(out), _backend(backend, address, workers) as run:
         (out / NETS).mkdir(exist_ok=True)
         (out / CHECKPOINTS).mkdir(exist_ok=True)
         cat = Catalogue(out, create=True)
@@ -238,7 +339,7 @@ def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
                     if progress:
                         progress(phase, done, total)
 
-                _run(todo, workers, on_result)
+                run(todo, on_result)
             total = len(plan.generic_jobs) + len(plan.task_jobs)
             return BuildReport(total, trained, total - trained, removed, time.perf_counter() - start)
         finally:

@@ -1,6 +1,7 @@
 """Train one zoo network: a `Job` in, a `Result` (best weights by validation accuracy, metrics) out.
 
-Runs in a worker process; it never touches the zoo directory except to read the generic network it starts from.
+Runs in a worker process (or a Ray task); it never touches the zoo directory except to read the generic network it
+starts from (a Ray task is handed those weights instead).
 Everything random derives from the job (seeded from its ids), so a network trains the same with 1 or N workers.
 """
 
@@ -63,8 +64,11 @@ class Result:
     checkpoints: list[tuple[int, dict[str, torch.Tensor]]] = field(default_factory=list)
 
 
-def initial_network(job: Job) -> nn.Module:
-    """The network a job starts training from, following its init mode."""
+def initial_network(job: Job, generic_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The network a job starts training from, following its init mode.
+
+    `generic_state`: the generic network's weights, when the caller has them (a Ray worker on another machine
+    cannot read the driver's `job.generic_file`); else they are read from `job.generic_file`."""
     spec = ArchSpec.parse(job.arch)
     if job.init == "independent" or job.role == "generic":
         torch.manual_seed(stable_seed("init", job.task.task_id, job.arch, job.seed))
@@ -75,7 +79,7 @@ def initial_network(job: Job) -> nn.Module:
         torch.manual_seed(stable_seed("shared-init", str(wide), job.seed))
         source = wide.build().state_dict()
     else:  # generic
-        source = load_file(job.generic_file)
+        source = generic_state if generic_state is not None else load_file(job.generic_file)
     net = spec.build()
     state = {k: v.clone() for k, v in source.items() if not k.startswith("head.")}
     rows = [list(label) for label in job.task.labels]
@@ -86,13 +90,13 @@ def initial_network(job: Job) -> nn.Module:
     return net
 
 
-def train_job(job: Job) -> Result:
+def train_job(job: Job, generic_state: dict[str, torch.Tensor] | None = None) -> Result:
     """Train with Adam and validation-based early stopping; return the best epoch's weights."""
     start = time.perf_counter()
     torch.set_num_threads(1)  # one core per worker: small nets gain nothing from more, and N workers share N cores
     ds = load_dataset(job.task.dataset)
     train, val, test = (job.task.relabel(ds.split(s)) for s in ("train", "val", "test"))
-    net = initial_network(job)
+    net = initial_network(job, generic_state)
     cfg = job.train
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(stable_seed("order", job.net_id))
