@@ -104,7 +104,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         if "python_rng" in state:
             v, s, g = state["python_rng"]
             rng.setstate((v, tuple(s), g))
-        truncate_metrics(out / "metrics.jsonl", step)
+    truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
     sampler = ExampleSampler(examples, cfg)
     out.mkdir(parents=True, exist_ok=True)
     model.train()
