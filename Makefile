@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 IGPG := $(VENV)/bin/igpg
 STAMP := $(VENV)/.installed-igpg
 
-.PHONY: setup demo test bench-zoo bench-export bench-retrieval clean-venv
+.PHONY: setup demo test eval bench-zoo bench-export bench-retrieval clean-venv
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,12 @@ bench-export: setup
 
 bench-retrieval: setup
 	$(PY) eval/bench_retrieval.py
+
+# the evaluation suite (README, "Evaluation suite"): every eval/results file; builds the default zoo first if missing
+EVAL_ZOO ?= zoos/default
+eval: setup
+	@test -f $(EVAL_ZOO)/catalogue.sqlite || $(IGPG) zoo build --config configs/zoo/default.yaml --out $(EVAL_ZOO) --workers 2
+	$(IGPG) eval all --zoo $(EVAL_ZOO) --results eval/results
 
 clean-venv:
 	rm -rf $(VENV)
