@@ -45,10 +45,35 @@ def dataclass_from_dict(cls, raw: dict, what: str):
     if unknown:
         raise IgpgError(f"{what} config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(fields))}")
     raw = {k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k].type) else v for k, v in raw.items()}
+    for key, value in raw.items():
+        _check_value(what, key, value, fields[key])
     try:
         return cls(**raw)
     except TypeError as e:
         raise IgpgError(f"{what} config: {e}") from None
+
+
+_AT_LEAST_ONE = ("steps", "batch_size", "log_every", "checkpoint_every")  # a 0 here trains nothing or divides by 0
+
+
+def _check_value(what: str, key: str, value: Any, f: dataclasses.Field) -> None:
+    """The value has its default's type (an int is a fine float), numbers are not negative, counts are >= 1."""
+    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, type(default) if isinstance(default, int) else (int, float)) and not isinstance(value, bool)
+    elif default is dataclasses.MISSING:
+        ok = True
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        kind = {"tuple": "list", "dict": "mapping"}.get(type(default).__name__, type(default).__name__)
+        raise IgpgError(f"{what} config: {key} must be {kind}, got {value!r}")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        low = 1 if key in _AT_LEAST_ONE else 0
+        if not value >= low:  # also refuses NaN
+            raise IgpgError(f"{what} config: {key} must be at least {low}, got {value!r}")
 
 
 def read_yaml(path: str | Path, what: str):
@@ -184,7 +209,7 @@ def read_config(path: str | Path, kind: str) -> dict:
             raise IgpgError(f"checkpoint {path} is incomplete: {name} is missing")
     try:
         meta = json.loads((path / CONFIG).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep, an integer too long
         raise IgpgError(f"checkpoint {path}: {CONFIG} is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("kind") != kind or not isinstance(meta.get("config"), dict):
         raise IgpgError(f"checkpoint {path} is not a {kind} checkpoint")

@@ -393,9 +393,25 @@ def main() -> None:
         console.print("aborted", markup=False)
         sys.exit(130)
     except Exception as e:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(e, click.ClickException):
+        if not isinstance(e, _click_errors()):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `igpg` or `igpg zoo` alone: the help was the answer
             e.show()
             sys.exit(e.exit_code)
-        raise
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        console.print(f"error: {' '.join(e.format_message().split())}{hint}", markup=False, highlight=False)
+        sys.exit(2)
+
+
+def _click_errors() -> tuple[type, ...]:
+    """Click's exception base, from click and from the copy typer >= 0.20 vendors (which raises its own)."""
+    import importlib
+
+    found = []
+    for module in ("click.exceptions", "typer._click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)

@@ -170,6 +170,8 @@ def parse_requests(source: str | os.PathLike | Iterable[str], data_root: str | N
             errors.append(RequestError(number, None, f"not valid JSON ({e.msg} at column {e.colno})"))
         except IgpgError as e:
             errors.append(RequestError(number, name, _one_line(e)))
+        except (ValueError, RecursionError):  # json: an integer too long to read, nesting too deep
+            errors.append(RequestError(number, None, "not valid JSON (an integer too long or nesting too deep)"))
     return requests, errors
 
 
@@ -358,6 +360,8 @@ def export_networks(requests, out_dir: str | os.PathLike, producer: Producer, ba
     if not callable(producer):
         raise IgpgError("producer must be a callable taking a list of requests")
     valid, failed = _collect(requests, data_root)
+    if failed and not valid:  # nothing to export: bad input writes nothing, not even the directory
+        return ExportReport(Path(out_dir).expanduser(), failed=failed, seconds=time.monotonic() - start)
     out = _prepare_out_dir(out_dir)
     report = ExportReport(out, failed=failed)
     with exclusive_lock(out, "export"):
@@ -529,6 +533,9 @@ def load(path: str | os.PathLike) -> nn.Module:
     IgpgErrors naming the file. `net.igpg_metadata` holds the header's metadata.
     """
     state, metadata = load_weights(path)
+    for name, t in state.items():  # load_state_dict would silently cast integers and booleans to float
+        if not t.is_floating_point():
+            raise IgpgError(f"{path}: tensor {name!r} has dtype {t.dtype}; network weights are floating point")
     arch = metadata.get("igpg.arch")
     if not arch:
         raise IgpgError(f"{path}: no igpg.arch in its metadata; not an igpg network (load it with safetensors)")

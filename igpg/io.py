@@ -104,16 +104,31 @@ def read_header(path: str | Path) -> dict:
             (n,) = struct.unpack("<Q", head)
             if n > MAX_HEADER_BYTES or 8 + n > size:
                 raise IgpgError(f"{path}: corrupt safetensors header (claims {n} bytes; file has {size})")
-            header = json.loads(f.read(n))
+            raw = f.read(n)
     except FileNotFoundError:
         raise IgpgError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise IgpgError(f"{path}: is a directory, expected a .safetensors file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except OSError as e:
+        raise IgpgError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        header = json.loads(raw)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep, an integer too long to read
         raise IgpgError(f"{path}: corrupt safetensors header (not JSON)") from None
     if not isinstance(header, dict):
         raise IgpgError(f"{path}: corrupt safetensors header")
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise IgpgError(f"{path}: corrupt safetensors header (__metadata__ must map strings to strings)")
+    end = 0
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        offsets = v.get("data_offsets") if isinstance(v, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets)
+                and offsets[0] <= offsets[1]):
+            raise IgpgError(f"{path}: corrupt safetensors header (tensor {k[:60]!r} has no valid data_offsets)")
+        end = max(end, offsets[1])
     if 8 + n + end != size:
         raise IgpgError(f"{path}: truncated or padded safetensors file ({size} bytes, header says {8 + n + end})")
     return header

@@ -136,6 +136,8 @@ def _unknown_dataset(name: str) -> IgpgError:
 
 def num_classes_of(name: str) -> int:
     """Number of classes of a registered dataset, without loading it."""
+    if not isinstance(name, str):
+        raise IgpgError(f"dataset name must be a string, got {type(name).__name__}")
     if name in NUM_CLASSES:
         return NUM_CLASSES[name]
     if name.startswith("torchvision:"):

@@ -47,8 +47,8 @@ def _parse_classes_string(text: str) -> list:
     if s.startswith("["):
         try:
             return json.loads(s)
-        except json.JSONDecodeError:
-            raise IgpgError(f"classes {text!r} are not valid JSON; {_CLASSES_HELP}") from None
+        except (ValueError, RecursionError):  # also nesting too deep and integers too long to read
+            raise IgpgError(f"classes {_shorten(text)!r} are not valid JSON; {_CLASSES_HELP}") from None
     if not s:
         raise IgpgError(f"no classes given; {_CLASSES_HELP}")
     labels: list = []
@@ -56,9 +56,15 @@ def _parse_classes_string(text: str) -> list:
         members = [m.strip() for m in part.split("+")]
         if any(not re.fullmatch(r"\d+", m) for m in members):
             raise IgpgError(f"bad class {part.strip()!r} in {text!r}; {_CLASSES_HELP}")
+        if any(len(m) > 9 for m in members):  # int() refuses 4300+ digits; no dataset has a billion classes
+            raise IgpgError(f"class {_shorten(part.strip())} is out of range; {_CLASSES_HELP}")
         ids = [int(m) for m in members]
         labels.append(ids if len(ids) > 1 else ids[0])
     return labels
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _class_id(value, num_classes: int, dataset: str) -> int:
