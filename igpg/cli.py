@@ -161,6 +161,7 @@ def train_tokenizer_cmd(
 
     Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok
     """
+    from igpg import distributed
     from igpg.tokenizer.codes import extract_codes
     from igpg.tokenizer.fidelity import load_tokenizer_config
     from igpg.tokenizer.train import train_tokenizer
@@ -168,8 +169,10 @@ def train_tokenizer_cmd(
 
     cfg = load_tokenizer_config(config)
     Catalogue(zoo).close()  # a missing zoo is reported before anything is written
-    with _Bars() as bars:
-        tok = train_tokenizer(zoo, cfg, out_dir, progress=bars)
+    with distributed.session() as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes and reports
+        tok = train_tokenizer(zoo, cfg, out_dir, progress=bars if ctx.is_main else None)
+        if not ctx.is_main:
+            return
         if codes:
             cat = Catalogue(zoo)
             n = extract_codes(tok, cat, out_dir / "codes", str(out_dir), progress=lambda d, t: bars("codes", d, t))
@@ -215,14 +218,16 @@ def train_generator_cmd(
 
     Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
     """
+    from igpg import distributed
     from igpg.generator.train import load_generator_config, train_generator
     from igpg.zoo import Catalogue
 
     cfg = load_generator_config(config)
     Catalogue(zoo).close()
-    with _Bars() as bars:
-        train_generator(zoo, tokenizer, cfg, out_dir, progress=bars)
-    out.print(f"generator in {out_dir}")
+    with distributed.session() as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes and reports
+        train_generator(zoo, tokenizer, cfg, out_dir, progress=bars if ctx.is_main else None)
+    if ctx.is_main:
+        out.print(f"generator in {out_dir}")
 
 
 @app.command("generate")
@@ -415,3 +420,7 @@ def _click_errors() -> tuple[type, ...]:
         except (ImportError, AttributeError):
             pass
     return tuple(found)
+
+
+if __name__ == "__main__":  # `python -m igpg.cli`, as torchrun launches it: torchrun ... -m igpg.cli train ...
+    main()

@@ -4,6 +4,10 @@
 
 Held-out tasks, architectures and seeds never enter training: examples are the zoo rows whose task, architecture
 and seed splits are all "train", and only the training phrasings of each task are used.
+
+Under torchrun (`torchrun --nproc-per-node N -m igpg.cli train generator ...`) the N processes train one model with
+DistributedDataParallel, each on its share of every global batch; rank 0 writes checkpoints and metrics (see
+`igpg/distributed.py`). Without torchrun, nothing changes.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from igpg import distributed
 from igpg.checkpoint import (
     dataclass_from_dict,
     load_model_state,
@@ -80,13 +85,14 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
                     stop_after: int | None = None) -> WeightGenerator:
     out = Path(out)
     tokenizer_dir = Path(tokenizer_dir)
+    ctx = distributed.init_from_env()
     tok = WeightTokenizer.load(tokenizer_dir)
     cfg = dataclasses.replace(cfg, vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk,
                               chunk_size=tok.cfg.chunk_size, tokenizer=tokenizer_dir.name,
                               side_tokens=tok.cfg.normalisation == "layer_std")
     examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg)
     torch.manual_seed(cfg.seed)
-    model = WeightGenerator(cfg)
+    model = WeightGenerator(cfg).to(ctx.device)  # the CPU unless torchrun runs one process per GPU
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -104,16 +110,23 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         if "python_rng" in state:
             v, s, g = state["python_rng"]
             rng.setstate((v, tuple(s), g))
-    truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
+    if ctx.is_main:
+        truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
     sampler = ExampleSampler(examples, cfg)
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    distributed.check_same(step, "the step to resume from", ctx)  # also: no rank replaces it before all read it
+    ddp = distributed.wrap(model, ctx)
     model.train()
     t0, done_here, losses = time.perf_counter(), 0, []
     while step < cfg.steps and (stop_after is None or done_here < stop_after):
         for group in opt.param_groups:
             group["lr"] = _lr(step, cfg)
-        batch = sampler.batch(rng)
-        res = model(batch)
+        if ctx.distributed:
+            torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step noise, resumable
+        batch = sampler.batch(rng)  # the global batch: the same on every rank (one RNG, saved with the checkpoint)
+        batch = distributed.to_device(distributed.shard_batch(batch, ctx), ctx.device)
+        res = ddp(batch)
         opt.zero_grad(set_to_none=True)
         res["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -122,17 +135,19 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         done_here += 1
         losses.append(res["code_loss"].item())
         if step % cfg.log_every == 0 or step == cfg.steps:
-            rec = {"step": step, "code_loss": sum(losses) / len(losses), "lr": _lr(step - 1, cfg),
-                   "seconds": time.perf_counter() - t0}
+            code_loss = distributed.mean_over_ranks(sum(losses) / len(losses), ctx)
+            rec = {"step": step, "code_loss": code_loss, "lr": _lr(step - 1, cfg), "seconds": time.perf_counter() - t0}
             losses = []
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            if ctx.is_main:
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(rec) + "\n")
         if progress:
             progress("generator steps", step, cfg.steps)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
-    if step % cfg.checkpoint_every and step != cfg.steps:
+    if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
+    distributed.barrier()  # no rank leaves before the last checkpoint is on disk
     model.eval()
     return model
 

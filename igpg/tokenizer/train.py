@@ -4,6 +4,10 @@
 
 Only networks whose task, architecture and seed are all in the training split are read (plus the generic networks
 of training architectures): held-out networks stay held out.
+
+Under torchrun the processes train one VQ-VAE with DistributedDataParallel (codebooks kept in sync by
+vector-quantize-pytorch), each on its share of every global batch; rank 0 writes checkpoints and metrics (see
+`igpg/distributed.py`). Without torchrun, nothing changes.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from igpg import distributed
 from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint, truncate_metrics
 from igpg.errors import IgpgError
 from igpg.io import load_weights
@@ -65,10 +70,11 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
     """
     out = Path(out)
     zoo = Catalogue(zoo_dir)
+    ctx = distributed.init_from_env()  # before the model: its quantiser syncs codebooks when distributed
     torch.manual_seed(cfg.seed)  # the initial weights; a resumed run loads its weights and RNG state instead
     tok = WeightTokenizer(cfg)
     cfg = tok.cfg
-    model = tok.model
+    model = tok.model.to(ctx.device)  # the CPU unless torchrun runs one process per GPU
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step = 0
     if (out / "config.json").exists():
@@ -77,17 +83,28 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
             raise IgpgError(f"{out} holds a tokenizer trained with another config; use a new --out to start over")
         load_model_state(out, model)
         step = load_training_state(out, opt)["step"]
-    truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
+    if ctx.is_main:
+        truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
     data = gather_chunks(zoo, training_rows(zoo), cfg)
     log = (out / "metrics.jsonl")
-    out.mkdir(parents=True, exist_ok=True)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    distributed.check_same(step, "the step to resume from", ctx)  # also: no rank replaces it before all read it
+    ddp = distributed.wrap(model, ctx)
     model.train()
     t0, done_here = time.perf_counter(), 0
     while step < cfg.steps and (stop_after is None or done_here < stop_after):
         # batches come from the global torch RNG, which checkpoints save and restore: a resumed run continues
         # with exactly the batches an uninterrupted one would have drawn
-        idx = torch.randint(len(data.values), (cfg.batch_size,))
-        _, codes, losses = model(data.values[idx], data.pos[idx], data.mask[idx])
+        if ctx.distributed:  # the same global batch on every rank (seeded by step), each rank keeps its share
+            idx = torch.randint(len(data.values), (cfg.batch_size,),
+                                generator=torch.Generator().manual_seed(distributed.step_seed(cfg.seed, step, -1)))
+            idx = idx[distributed.shard_indices(len(idx), ctx)]
+            torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step draws (k-means, re-seeding)
+        else:
+            idx = torch.randint(len(data.values), (cfg.batch_size,))
+        batch = distributed.to_device((data.values[idx], data.pos[idx], data.mask[idx]), ctx.device)
+        _, codes, losses = ddp(*batch)
         opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
         opt.step()
@@ -95,16 +112,20 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
         done_here += 1
         if step % cfg.log_every == 0 or step == cfg.steps:
             usage = codes.unique().numel() / cfg.vocab_size
-            rec = {"step": step, "loss": losses["loss"].item(), "recon": losses["recon"].item(),
-                   "aux": losses["aux"].item(), "code_usage_batch": usage, "seconds": time.perf_counter() - t0}
-            with open(log, "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            mean = lambda v: distributed.mean_over_ranks(v, ctx)  # noqa: E731 (the value itself on one process)
+            rec = {"step": step, "loss": mean(losses["loss"].item()), "recon": mean(losses["recon"].item()),
+                   "aux": mean(losses["aux"].item()), "code_usage_batch": mean(usage),
+                   "seconds": time.perf_counter() - t0}
+            if ctx.is_main:
+                with open(log, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
         if progress:
             progress("tokenizer steps", step, cfg.steps)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step)
-    if step % cfg.checkpoint_every and step != cfg.steps:
+    if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step)
+    distributed.barrier()  # no rank leaves before the last checkpoint is on disk
     model.eval()
     zoo.close()
     return tok
