@@ -50,19 +50,18 @@ class _Stepper:
 
     def __init__(self, model: WeightGenerator, prefix: torch.Tensor, use_cache: bool):
         self.model, self.prefix, self.use_cache = model, prefix, use_cache
-        self.rows: list[torch.Tensor] = []  # inputs of the row positions so far, each (B, D)
-        self.window_start = 0
+        self.rows: list[torch.Tensor] = []  # inputs of the row positions in the current window, each (B, D)
         self.cache = None
 
     def step(self, row_input: torch.Tensor) -> torch.Tensor:
         """Append one row input (B, D); return the hidden state at that position (B, D)."""
         self.rows.append(row_input)
         limit = self.model.cfg.max_seq_len
-        if self.prefix.shape[1] + len(self.rows) - self.window_start > limit:
+        if self.prefix.shape[1] + len(self.rows) > limit:
             keep = max(1, (limit - self.prefix.shape[1]) // 2)
-            self.window_start = len(self.rows) - keep
+            del self.rows[:-keep]  # rows before the window are never read again: memory is bounded by the window
             self.cache = None
-        x = torch.cat([self.prefix, torch.stack(self.rows[self.window_start :], 1)], 1)
+        x = torch.cat([self.prefix, torch.stack(self.rows, 1)], 1)
         if not self.use_cache:
             return self.model.decoder(x)[:, -1]
         out, self.cache = self.model.decoder(x, cache=self.cache, return_hiddens=True)

@@ -3,6 +3,12 @@
     tok = WeightTokenizer.load("tokenizers/default")
     codes = tok.encode(state_dict, "mlp:64-32-3")        # Codes: (N, Q) int64 + per-layer side tokens
     state = tok.decode(codes, "mlp:64-32-3")              # a state_dict that loads strictly into spec.build()
+
+    codes = tok.encode_state(torchvision.models.resnet18().state_dict())   # StateCodes: any state dict,
+    state = tok.decode_state(codes)                                         # streamed in bounded blocks
+
+The VQ-VAE runs over at most `WINDOW` chunks at a time, so memory stays bounded for large networks (networks of
+fewer chunks go through in one pass, as they always did).
 """
 
 from __future__ import annotations
@@ -18,9 +24,21 @@ from igpg.arch import ArchSpec
 from igpg.checkpoint import dataclass_from_dict, load_model_state, read_config
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, chunk_layout, chunk_network, unchunk
+from igpg.tokenizer.generic import (
+    MAX_BLOCK_CHUNKS,
+    StateSchema,
+    block_layout,
+    iter_blocks,
+    plan_blocks,
+    side_tokens,
+    state_schema,
+    unchunk_state,
+)
 from igpg.tokenizer.model import TokenizerConfig, WeightVQVAE
 
 KIND = "igpg-weight-tokenizer"
+WINDOW = MAX_BLOCK_CHUNKS  # chunks through the VQ-VAE at once (activations ~4 MiB at hidden 256, distances to a
+# 1024-entry codebook 16 MiB); windows give the same codes and weights as one pass (tested)
 
 
 @dataclass(frozen=True)
@@ -28,6 +46,20 @@ class Codes:
     arch: str
     indices: torch.Tensor  # (N, Q) int64: Q codes for each of the network's N chunks
     side: torch.Tensor  # (L,) int64: per-layer scale tokens (layer_std normalisation), else empty
+
+
+@dataclass(frozen=True)
+class StateCodes:
+    """Codes of an arbitrary state dict (see `generic.py`): what `encode_state` returns and `decode_state` inverts."""
+
+    schema: StateSchema
+    indices: torch.Tensor  # (N, Q) int64
+    side: torch.Tensor  # (T,) int64 per-tensor scale tokens (layer_std normalisation), else empty
+    passthrough: dict[str, torch.Tensor]  # tensors that are not chunked (integer buffers, float64), as they were
+
+
+def _windows(n: int) -> list[slice]:
+    return [slice(i, min(n, i + WINDOW)) for i in range(0, n, WINDOW)]
 
 
 def config_from_dict(raw: dict) -> TokenizerConfig:
@@ -61,9 +93,13 @@ class WeightTokenizer:
     def encode(self, state: Mapping[str, torch.Tensor], arch: str | ArchSpec) -> Codes:
         spec = self.check_arch(arch)
         ch = chunk_network(state, spec, self.cfg.chunk_size, self.cfg.normalisation)
-        z = self.model.encode(ch.values, ch.layout.position_features())
-        _, idx, _ = self.model.quantize(z)
+        pos = ch.layout.position_features()
+        idx = torch.cat([self._encode_values(ch.values[w], pos[w]) for w in _windows(len(ch.values))])
         return Codes(str(spec), idx, ch.side)
+
+    def _encode_values(self, values: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        _, idx, _ = self.model.quantize(self.model.encode(values, pos))
+        return idx
 
     @torch.no_grad()
     def decode(self, codes: Codes) -> dict[str, torch.Tensor]:
@@ -71,8 +107,9 @@ class WeightTokenizer:
         layout = chunk_layout(spec, self.cfg.chunk_size)
         if codes.indices.shape[0] != len(layout):
             raise IgpgError(f"{spec} needs {len(layout)} chunks of codes, got {codes.indices.shape[0]}")
-        values = self.model.decode_indices(codes.indices, layout.position_features())
-        values = values * layout.mask()
+        pos, mask = layout.position_features(), layout.mask()
+        values = torch.cat([self.model.decode_indices(codes.indices[w], pos[w]) * mask[w]
+                            for w in _windows(len(layout))])
         return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, codes.side)
 
     @torch.no_grad()
@@ -82,8 +119,43 @@ class WeightTokenizer:
         layout = chunk_layout(spec, self.cfg.chunk_size)
         if latents.shape[0] != len(layout):
             raise IgpgError(f"{spec} needs {len(layout)} chunk latents, got {latents.shape[0]}")
-        values = self.model.decode(latents, layout.position_features()) * layout.mask()
+        pos, mask = layout.position_features(), layout.mask()
+        values = torch.cat([self.model.decode(latents[w], pos[w]) * mask[w] for w in _windows(len(layout))])
         return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, side)
+
+    # ---- any state dict (generic.py): streamed block by block ------------------------------------------------
+    @torch.no_grad()
+    def encode_state(self, state: Mapping[str, torch.Tensor]) -> StateCodes:
+        """Codes of any state dict (a torchvision model's, ...), one block of at most WINDOW chunks at a time.
+
+        The tokenizer was trained on igpg's MLP / CNN zoo: on other architectures it runs, and
+        `reconstruction_error` says how well."""
+        schema = state_schema(state)
+        cfg = self.cfg
+        side = side_tokens(state, schema) if cfg.normalisation == "layer_std" else torch.zeros(0, dtype=torch.int64)
+        blocks = iter_blocks(state, schema, cfg.chunk_size, cfg.normalisation,
+                             side if cfg.normalisation == "layer_std" else None, WINDOW)
+        idx = torch.cat([self._encode_values(b.values, b.layout.position_features()) for b in blocks])
+        return StateCodes(schema, idx, side, {k: state[k] for k in schema.passthrough})
+
+    @torch.no_grad()
+    def decode_state(self, codes: StateCodes) -> dict[str, torch.Tensor]:
+        """The state dict back from `encode_state`'s codes (names, shapes and dtypes of the original)."""
+        cfg, schema = self.cfg, codes.schema
+        if codes.indices.shape[0] != schema.num_chunks(cfg.chunk_size):
+            raise IgpgError(f"the state needs {schema.num_chunks(cfg.chunk_size)} chunks of codes, "
+                            f"got {codes.indices.shape[0]}")
+
+        def blocks():
+            start = 0
+            for i, r0, r1 in plan_blocks(schema, cfg.chunk_size, WINDOW):
+                lay = block_layout(schema, i, r0, r1, cfg.chunk_size)
+                idx = codes.indices[start:start + len(lay)]
+                start += len(lay)
+                yield self.model.decode_indices(idx, lay.position_features()) * lay.mask()
+
+        side = codes.side if cfg.normalisation == "layer_std" else None
+        return unchunk_state(blocks(), schema, cfg.chunk_size, cfg.normalisation, side, codes.passthrough, WINDOW)
 
     def codebooks(self) -> torch.Tensor | None:
         """The residual codebooks (Q, V, Dz) of an rvq / vq tokenizer (None for fsq)."""
