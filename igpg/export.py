@@ -93,7 +93,7 @@ class ExportRequest:
         if not isinstance(obj, Mapping):
             raise IgpgError(f"a request must be a JSON object like {{\"name\": \"n1\", ...}}, got {type(obj).__name__}")
         missing = [k for k in REQUIRED_KEYS if k not in obj]
-        unknown = sorted(str(k) for k in obj if k not in REQUIRED_KEYS + OPTIONAL_KEYS)
+        unknown = sorted(str(k) if str(k).isprintable() else repr(k) for k in obj if k not in REQUIRED_KEYS + OPTIONAL_KEYS)
         if missing or unknown:
             parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
                 [f"unknown key(s) {', '.join(unknown)}"] if unknown else [])

@@ -349,6 +349,10 @@ API_CASES = [
          "expected a mapping"),
     Case("zoo-config-unknown-key", calls(load_zoo_config, lambda tmp: tiny_config(tmp, set_in("epochs", 3))),
          "unknown key 'epochs'"),
+    Case("zoo-config-init-a-list", calls(load_zoo_config, lambda tmp: tiny_config(tmp, set_in("init", ["generic"]))),
+         "init: unknown mode"),
+    Case("request-unknown-key-with-newline", lambda tmp: lambda: ExportRequest.from_dict({**GOOD_REQUEST, "a\nb": 1}),
+         "unknown key(s) 'a\\nb'"),
     Case("zoo-config-empty-file", calls(load_zoo_config, lambda tmp: write(tmp, "zoo.yaml", "")),
          "expected a mapping"),
     Case("generator-config-negative-lr", calls(load_generator_config, lambda tmp: write_yaml(

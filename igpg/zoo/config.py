@@ -164,7 +164,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
         raise IgpgError(f"{where}.name: expected a non-empty string")
     seed = _typed(f"{where}.seed", raw.get("seed", 0), int, 0)
     init = raw.get("init", "generic")
-    if init not in INIT_MODES:
+    if not isinstance(init, str) or init not in INIT_MODES:
         raise IgpgError(f"{where}.init: unknown mode {init!r}; allowed: {', '.join(INIT_MODES)}")
 
     if not isinstance(raw["datasets"], dict) or not raw["datasets"]:
