@@ -91,7 +91,7 @@ def test_speed_contents(quick_run):
     r = _load(quick_run, "speed")
     t = r["throughput"]
     assert t["networks"] >= 1 and t["batched_networks_per_s"] > 0 and t["training"]["networks_per_s"] > 0
-    assert all(_acc(q["generated_acc"]) for q in t["per_query"])
+    assert all(_acc(a) for q in t["per_query"] for a in q["generated_accs"]) and t["networks"] == 2 * t["queries"]
     pts = r["scaling"]["points"]
     assert len(pts) >= 2 and all(p["seconds"] > 0 for p in pts)
     assert [p["params"] for p in pts] == sorted(p["params"] for p in pts)

@@ -8,7 +8,11 @@ For each held-out task x architecture query, each k and each seed s, on the same
 Accuracy is on the task's full test split; mean over queries per seed, then mean ± std over seeds. For reference,
 `trained` is the zoo network trained on the task's whole training split (the mean of its seeds).
 
-    report = run_fewshot(gen, "zoos/default", ks=(1, 5, 10), limit=20, seeds=(0, 1, 2))
+    report = run_fewshot(gen, "zoos/default", ks=(1, 5, 10), limit=30, seeds=(0, 1, 2))
+
+Recipe: Adam lr 0.003, 100 full-batch steps, for scratch and fine-tuning alike. Measured on 8 held-out queries at
+k = 5: scratch reaches 0.651 (lr 0.003) vs 0.609 (0.001) and 0.644 (0.01) at 100 steps, and no better by 300;
+fine-tuning the generated network 0.783 (0.003) vs 0.795 (0.001) and 0.767 (0.01).
 """
 
 from __future__ import annotations

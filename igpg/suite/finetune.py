@@ -10,7 +10,10 @@ Curves are averaged over queries and seeds. `steps_to_scratch_final`: the first 
 mean curve reaches the from-scratch curve's final accuracy; `speedup` = scratch's steps / that init's steps
 (None when it never gets there within the budget).
 
-    report = run_finetune(gen, "zoos/default", limit=12, steps=(0, 10, 20, 50, 100, 200, 500))
+    report = run_finetune(gen, "zoos/default", limit=20, steps=(0, 10, 20, 50, 100, 200, 500))
+
+Recipe: Adam lr 0.01 (the zoo's own), batch 64. Measured on 6 held-out queries, lr 0.01 beats 0.001 for every init
+at 500 steps (scratch 0.765 vs 0.696, generated 0.814 vs 0.797), so the from-scratch baseline gets its better rate.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ STEPS = (0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500)  # recorded; th
 SHOWN = (0, 10, 20, 50, 100, 200, 500)
 
 
-def run_finetune(gen: ParameterGenerator, zoo_dir, limit: int = 12, seeds=(0, 1, 2), steps=STEPS, lr: float = 1e-3,
+def run_finetune(gen: ParameterGenerator, zoo_dir, limit: int = 12, seeds=(0, 1, 2), steps=STEPS, lr: float = 1e-2,
                  batch_size: int = 64, queries: list[dict] | None = None, progress: Progress | None = None) -> dict:
     """Fine-tuning curves on held-out tasks (see the module docstring)."""
     steps = list(steps)

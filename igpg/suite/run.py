@@ -38,6 +38,7 @@ class Sizes:
     finetune_limit: int
     finetune_steps: tuple[int, ...]
     speed_limit: int  # held-out task queries generated in one batched run and trained to the same accuracy
+    speed_per_query: int  # networks generated per speed query (seeds), so batches share an architecture
     speed_max_train_steps: int
     speed_repeats: int
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -46,12 +47,12 @@ class Sizes:
 
 
 # make eval: sized from measured pieces to finish in about 30 minutes here (see README, "Evaluation suite")
-FULL = Sizes(tokenizer_limit=100, generator_limit=12, fewshot_limit=16, fewshot_ks=(1, 5, 10), fewshot_steps=100,
-             finetune_limit=10, finetune_steps=(0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500),
-             speed_limit=32, speed_max_train_steps=3000, speed_repeats=2)
+FULL = Sizes(tokenizer_limit=100, generator_limit=30, fewshot_limit=40, fewshot_ks=(1, 5, 10), fewshot_steps=100,
+             finetune_limit=30, finetune_steps=(0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500),
+             speed_limit=32, speed_per_query=8, speed_max_train_steps=3000, speed_repeats=2)
 # --quick: test size, about a minute on the tiny zoo
 QUICK = Sizes(tokenizer_limit=3, generator_limit=2, fewshot_limit=2, fewshot_ks=(1, 5, 10), fewshot_steps=5,
-              finetune_limit=2, finetune_steps=(0, 2, 5, 10), speed_limit=3, speed_max_train_steps=50,
+              finetune_limit=2, finetune_steps=(0, 2, 5, 10), speed_limit=3, speed_per_query=2, speed_max_train_steps=50,
               speed_repeats=1, scaling_archs=(("digits", "mlp:64-4-10"), ("digits", "mlp:64-16-10"),
                                               ("digits", "mlp:64-64-10")),
               cache_archs=(("digits", "mlp:64-8-3"),))
@@ -98,7 +99,7 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
             gen, zoo_dir, limit=sizes.finetune_limit, seeds=sizes.seeds, steps=sizes.finetune_steps,
             progress=progress), results),
         "speed": lambda: speed.write_speed(speed.run_speed(
-            gen, zoo_dir, limit=sizes.speed_limit, repeats=sizes.speed_repeats,
+            gen, zoo_dir, limit=sizes.speed_limit, per_query=sizes.speed_per_query, repeats=sizes.speed_repeats,
             max_train_steps=sizes.speed_max_train_steps, progress=progress, **sc), results),
         "plots": lambda: [results / name for name in plots.plot_results(results)],
     }
