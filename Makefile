@@ -35,6 +35,9 @@ bench-export: setup
 bench-retrieval: setup
 	$(PY) eval/bench_retrieval.py
 
+bench-scale: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) eval/bench_scale.py
+
 # the evaluation suite (README, "Evaluation suite"): every eval/results file; builds the default zoo first if missing
 EVAL_ZOO ?= zoos/default
 eval: setup

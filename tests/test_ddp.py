@@ -2,7 +2,7 @@
 
 The run trains (its loss goes down), its checkpoint loads, rank 0 alone writes; a run whose torchrun is SIGKILLed
 mid-way takes its ranks down with it, resumes from its saved step and ends with exactly the uninterrupted run's
-weights.
+weights. The tokenizer trains under torchrun too, and rank 0 extracts the codes.
 """
 
 import json
@@ -25,11 +25,12 @@ GEN = {**yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text
        "steps": STEPS, "batch_size": 8, "lr": 0.003, "log_every": 5, "checkpoint_every": 10}
 
 
-def torchrun(zoo: Path, tok: Path, cfg: Path, out: Path, log: Path) -> subprocess.Popen:
-    """`torchrun --standalone --nproc-per-node 2 -m igpg.cli train generator ...`, in a process group of its own."""
+def torchrun(zoo: Path, tok: Path | None, cfg: Path, out: Path, log: Path) -> subprocess.Popen:
+    """`torchrun --standalone --nproc-per-node 2 -m igpg.cli train generator ...` (tokenizer when `tok` is None),
+    in a process group of its own."""
+    what = ["generator", "--tokenizer", str(tok)] if tok is not None else ["tokenizer"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "igpg.cli", "train", "generator", "--zoo", str(zoo), "--tokenizer", str(tok), "--config", str(cfg),
-           "--out", str(out)]
+           "-m", "igpg.cli", "train", *what, "--zoo", str(zoo), "--config", str(cfg), "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     with open(log, "w") as f:
         return subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
@@ -142,3 +143,21 @@ def test_ddp_run_killed_midway_resumes_from_its_checkpoint(ddp_run, ddp_setup):
     assert saved_step(out) == STEPS
     # per-step seeds and the saved batch RNG: the interrupted run ends exactly where the uninterrupted one did
     assert (out / "model.safetensors").read_bytes() == (ddp_run / "model.safetensors").read_bytes()
+
+
+def test_ddp_tokenizer_trains_and_rank0_extracts_codes(tiny_zoo, tmp_path):
+    from igpg.tokenizer.codes import load_codes
+    from igpg.tokenizer.tokenizer import WeightTokenizer
+    from igpg.zoo import Catalogue
+
+    cfg = tmp_path / "tok.yaml"
+    raw = {**yaml.safe_load((ROOT / "configs" / "tokenizer" / "tiny.yaml").read_text()), "normalisation": "layer_std"}
+    cfg.write_text(yaml.safe_dump(raw))
+    out, log = tmp_path / "tok", tmp_path / "tok.log"
+    finish(torchrun(tiny_zoo, None, cfg, out, log), log)
+    lines = metrics(out)
+    assert [r["step"] for r in lines] == list(range(10, raw["steps"] + 1, 10))
+    assert lines[-1]["recon"] < lines[0]["recon"], lines
+    WeightTokenizer.load(out)
+    assert set(load_codes(out / "codes")) == Catalogue(tiny_zoo).net_ids()
+    assert log.read_text().count("tokenizer in") == 1  # one rank reports
