@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 IGPG := $(VENV)/bin/igpg
 STAMP := $(VENV)/.installed-igpg
 
-.PHONY: setup demo test eval bench-zoo bench-export bench-retrieval clean-venv
+.PHONY: setup demo test eval bench-zoo bench-export bench-retrieval bench-scale clean-venv
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
