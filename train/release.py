@@ -1,9 +1,9 @@
 """Copy a trained tokenizer and generator into the repository as a release (weights + config, no training state;
 the generator in float16).
 
-    python train/release.py --tokenizer runs/tok-default --generator runs/gen-default --name default
+    python train/release.py --tokenizer runs/tok-default --generator runs/gen-default --name default [--tokenizer-name rvq5]
 
-Writes tokenizers/NAME/{config.json, model.safetensors} and igpg/pretrained/NAME/{config.json, model.safetensors};
+Writes tokenizers/TOKENIZER_NAME/{config.json, model.safetensors} and igpg/pretrained/NAME/{config.json, model.safetensors};
 the generator's config is pointed at tokenizers/NAME. Cards (CARD.md) are written by hand from measured figures.
 """
 
@@ -24,8 +24,10 @@ def main() -> None:
     ap.add_argument("--tokenizer", type=Path, required=True)
     ap.add_argument("--generator", type=Path, required=True)
     ap.add_argument("--name", default="default")
+    ap.add_argument("--tokenizer-name", default=None, help="release the tokenizer as tokenizers/NAME (default: --name)")
     args = ap.parse_args()
-    tok_out = ROOT / "tokenizers" / args.name
+    tok_name = args.tokenizer_name or args.name
+    tok_out = ROOT / "tokenizers" / tok_name
     gen_out = ROOT / "igpg" / "pretrained" / args.name
     for src, dst, half in ((args.tokenizer, tok_out, False), (args.generator, gen_out, True)):
         dst.mkdir(parents=True, exist_ok=True)
@@ -35,7 +37,7 @@ def main() -> None:
         save_weights(dst / "model.safetensors", state, meta)
         shutil.copy(src / "config.json", dst / "config.json")
     meta = json.loads((gen_out / "config.json").read_text())
-    meta["config"]["tokenizer"] = args.name
+    meta["config"]["tokenizer"] = tok_name
     (gen_out / "config.json").write_text(json.dumps(meta, indent=1))
     size = sum(p.stat().st_size for d in (tok_out, gen_out) for p in d.iterdir())
     print(f"released {args.name}: {tok_out.relative_to(ROOT)}, {gen_out.relative_to(ROOT)} ({size / 2**20:.1f} MiB)")
