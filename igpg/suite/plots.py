@@ -4,7 +4,7 @@
   category, with Pearson r (all queries and per category);
 - fewshot.png: accuracy per k for generated, scratch and generated + fine-tuned (mean ± std over seeds);
 - finetune.png: fine-tuning curves (test accuracy vs Adam steps) from generated, retrieved and random inits;
-- speed.png: generation time vs parameter count on log-log axes with the fitted slope, and KV cache vs none.
+- speed.png: generation time vs parameter count and vs rows on log-log axes with fitted slopes; KV cache vs none.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ def fewshot_plot(report: dict, out: Path) -> None:
         ax.bar(np.arange(len(ks)) + (i - 1) * width, m, width, yerr=s, capsize=3, label=label)
     ax.axhline(np.mean([report["results"][k]["trained"] for k in ks]), color="k", ls="--", lw=0.8,
                label="trained on full data")
-    ax.set(xticks=range(len(ks)), xticklabels=[f"k={k}" for k in ks], ylim=(0, 1), ylabel="test accuracy",
+    ax.set(xticks=range(len(ks)), xticklabels=[f"k={k} per label" for k in ks], ylim=(0, 1.2), ylabel="test accuracy",
+           yticks=np.linspace(0, 1, 6),
            title=f"Few-shot on {report['queries']} held-out tasks (mean ± std over {len(report['seeds'])} seeds)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", ncol=2)
     _save(fig, out)
 
 
@@ -87,17 +88,18 @@ def finetune_plot(report: dict, out: Path) -> None:
 
 def speed_plot(report: dict, out: Path) -> None:
     sc, kv = report["scaling"], report["kv_cache"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    p = np.array([x["params"] for x in sc["points"]], float)
+    fig, (a, a2, b) = plt.subplots(1, 3, figsize=(15, 4))
     t = np.array([x["seconds"] for x in sc["points"]], float)
-    a.loglog(p, t, "o", label="measured")
-    if len(p) >= 2 and math.isfinite(sc["loglog_slope"]):
-        grid = np.geomspace(p.min(), p.max(), 50)
-        a.loglog(grid, 10 ** (sc["loglog_intercept"] + sc["loglog_slope"] * np.log10(grid)), "--",
-                 label=f"fit: slope {sc['loglog_slope']:.2f}")
-    a.set(xlabel="parameters of the generated network", ylabel="seconds per network (batch 1)",
-          title="Generation time vs network size")
-    a.legend(fontsize=8)
+    for ax, key, prefix, label in ((a, "params", "loglog", "parameters of the generated network"),
+                                   (a2, "rows", "loglog_rows", "rows (output neurons) = decoding steps")):
+        x = np.array([p[key] for p in sc["points"]], float)
+        ax.loglog(x, t, "o", label="measured")
+        slope, icpt = sc.get(f"{prefix}_slope", float("nan")), sc.get(f"{prefix}_intercept", float("nan"))
+        if len(x) >= 2 and math.isfinite(slope):
+            grid = np.geomspace(x.min(), x.max(), 50)
+            ax.loglog(grid, 10 ** (icpt + slope * np.log10(grid)), "--", label=f"fit: slope {slope:.2f}")
+        ax.set(xlabel=label, ylabel="seconds per network (batch 1)", title=f"Generation time vs {key}")
+        ax.legend(fontsize=8)
     names = [r["arch"] for r in kv["archs"]]
     x = np.arange(len(names))
     b.bar(x - 0.2, [r["cache_s"] for r in kv["archs"]], 0.4, label="KV cache")
