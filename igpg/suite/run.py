@@ -10,7 +10,8 @@ Pieces, in order (each writes its files as soon as it is done; `skip` leaves pie
   finetune   -> finetune.json / .md    test accuracy vs Adam steps from generated, retrieved, random inits
   speed      -> speed.json / .md       batched generation vs training, time vs parameters, KV cache
   plots      -> *.png                  from whichever of the JSON files are in the results directory
-and suite.json / suite.md: the sizes used, the seconds each piece took, the files written.
+and, from a complete run (nothing skipped), suite.json / suite.md: the sizes used, the seconds each piece took,
+the files written (a partial run, e.g. plots alone after `generator.json` changed, leaves them as they are).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def tokenizer_dir(model: Path | None, gen: ParameterGenerator) -> Path:
 
 def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = False, skip=(),
             progress: Progress | None = None, log=print) -> dict:
-    """Run every piece not in `skip`; returns the suite summary (also written as results/suite.json and .md)."""
+    """Run every piece not in `skip`; returns the suite summary (written as results/suite.json and .md when nothing
+    was skipped)."""
     from igpg.evaluation import evaluate_generator
     from igpg.evaluation import report_markdown as generator_markdown
     from igpg.suite import fewshot, finetune, plots, speed
@@ -112,8 +114,9 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
         summary["files"][piece] = [p.name for p in written]
         log(f"{piece}: {summary['seconds'][piece]:.1f} s -> {', '.join(summary['files'][piece]) or 'nothing'}")
     summary["seconds"]["total"] = round(sum(summary["seconds"].values()), 1)
-    atomic_write_text(results / "suite.json", json.dumps(summary, indent=1))
-    atomic_write_text(results / "suite.md", suite_markdown(summary))
+    if not skip:
+        atomic_write_text(results / "suite.json", json.dumps(summary, indent=1))
+        atomic_write_text(results / "suite.md", suite_markdown(summary))
     return summary
 
 
