@@ -29,7 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+from igpg.errors import IgpgError
+
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,8 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 def shard_indices(n: int, ctx: Context) -> slice:
     """This rank's share of n items of a global batch: rank, rank + N, ... (deterministic, sizes differ by <= 1)."""
     if n < ctx.world_size:
-        raise ValueError(f"a global batch of {n} cannot be shared by {ctx.world_size} processes")
+        raise IgpgError(f"a global batch of {n} cannot be shared by {ctx.world_size} processes: raise batch_size in "
+                        "the config or start fewer processes")
     return slice(ctx.rank, None, ctx.world_size)
 
 
@@ -176,8 +178,6 @@ def check_same(value, what: str, ctx: Context) -> None:
     seen = [None] * ctx.world_size
     dist.all_gather_object(seen, value)
     if any(v != seen[0] for v in seen):
-        from igpg.errors import IgpgError
-
         raise IgpgError(f"the ranks disagree on {what}: {seen} (rank order); every rank must read the same output "
                         "directory (a shared file system across nodes)")
 
