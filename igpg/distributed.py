@@ -32,7 +32,6 @@ from torch import nn
 from igpg.errors import IgpgError
 
 
-
 @dataclass(frozen=True)
 class Context:
     """Where this process sits in the job: rank 0 of 1 when not launched by torchrun."""
