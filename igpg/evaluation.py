@@ -204,14 +204,30 @@ def report_markdown(report: dict) -> str:
              "its output rows selected for the labels (the strongest cheap baseline; nan where the zoo has none). "
              "Every category is selected by, and checked against, the zoo catalogue's split flags.", "",
              "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | random | retrieved "
-             "| zoo mean | generic rows |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| zoo mean | generic rows | generator vs generic rows |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    below = []
     for name, c in report["categories"].items():
         if not c.get("n"):
-            lines.append(f"| {name} | 0 | | | | | | | | | |")
+            lines.append(f"| {name} | 0 | | | | | | | | | | |")
             continue
+        verdict = _versus(c["ratio_mean"], c.get("generic_rows_ratio", float("nan")))
+        if verdict.startswith("below"):
+            below.append(name)
         lines.append(f"| {name} | {c['n']} | {c['trained_acc']:.4f} | {c['generated_acc']:.4f} | "
                      f"{c['ratio_mean']:.4f} ± {c['ratio_std_over_seeds']:.4f} | {c['ratio_median']:.4f} | "
                      f"{c['ratio_min']:.4f} | {c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} | "
-                     f"{c.get('zoo_mean_ratio', float('nan')):.4f} | {c.get('generic_rows_ratio', float('nan')):.4f} |")
+                     f"{c.get('zoo_mean_ratio', float('nan')):.4f} | {c.get('generic_rows_ratio', float('nan')):.4f} | "
+                     f"{verdict} |")
+    if below:
+        lines += ["", f"The generator does **not** beat the generic-rows baseline on: {', '.join(below)}."]
     return "\n".join(lines) + "\n"
+
+
+def _versus(ours: float, baseline: float) -> str:
+    """'above' / 'below' / 'level' (within 0.005) against a baseline ratio; 'no baseline' where it is nan."""
+    if baseline != baseline:
+        return "no baseline"
+    if abs(ours - baseline) <= 0.005:
+        return "level"
+    return "above" if ours > baseline else "below"

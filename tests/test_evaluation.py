@@ -54,3 +54,21 @@ def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):
     expect = torch.stack([zoo.load(r["net_id"]).state_dict()["head.bias"] for r in same]).mean(0)
     assert torch.allclose(net.state_dict()["head.bias"], expect)
     assert zoo_mean_net(zoo, {**q, "arch": "mlp:64-7-3"}, train) is None  # no such networks: no baseline
+
+
+def test_report_says_where_the_generator_does_not_beat_generic_rows():
+    from igpg.evaluation import report_markdown
+
+    def cat(ratio, generic):
+        return {"n": 3, "trained_acc": 0.9, "generated_acc": 0.9 * ratio, "ratio_mean": ratio,
+                "ratio_std_over_seeds": 0.0, "ratio_median": ratio, "ratio_min": ratio, "random_ratio": 0.2,
+                "retrieved_ratio": 0.3, "zoo_mean_ratio": 0.2, "generic_rows_ratio": generic}
+
+    report = {"generator": "g", "zoo": "z", "seeds": [0, 1, 2], "samples": 1,
+              "categories": {"held-out seeds": cat(0.80, 0.99), "held-out tasks": cat(0.95, 0.90),
+                             "held-out architectures": cat(0.50, float("nan"))}}
+    md = report_markdown(report)
+    rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in md.splitlines()
+            if line.startswith("| held-out")}
+    assert rows == {"held-out seeds": "below", "held-out tasks": "above", "held-out architectures": "no baseline"}
+    assert "does **not** beat the generic-rows baseline on: held-out seeds." in md
