@@ -276,7 +276,10 @@ def eval_generator_cmd(
     samples: Annotated[int, typer.Option(help="Best-of-K sampling.")] = 1,
     results: Annotated[Path, typer.Option(help="Where to write generator.json and generator.md.")] = Path("eval/results"),
     name: Annotated[str, typer.Option(help="File stem of the results.")] = "generator",
-    category: Annotated[Optional[list[str]], typer.Option(help="Only these categories (repeatable).")] = None,
+    category: Annotated[Optional[list[str]], typer.Option(
+        help="Only these categories (repeatable): seen tasks, held-out seeds, held-out phrasings, held-out tasks, "
+        "held-out architectures, or 'held-out dataset:NAME' for a generator trained with exclude_datasets: [NAME]."
+    )] = None,
 ) -> None:
     """Generated vs trained accuracy per held-out split, over 3 sampling seeds, beside random and retrieval.
 
@@ -288,14 +291,13 @@ def eval_generator_cmd(
     from igpg.generator import ParameterGenerator
     from igpg.io import atomic_write_text
 
-    from igpg.evaluation import CATEGORIES
+    from igpg.evaluation import category_query
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
-    for c in category or []:
-        if c not in CATEGORIES:
-            raise IgpgError(f"unknown category {c!r}; known: {', '.join(CATEGORIES)}")
     gen = ParameterGenerator.from_pretrained(model)
+    for c in category or []:
+        category_query(c, gen)  # unknown categories, and a dataset the generator was trained on, are refused
     with _Bars() as bars:
         report = evaluate_generator(gen, zoo, limit=limit, samples=samples, categories=category, progress=bars)
     results.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,24 @@ REQUIRED_FLAGS = {
     "held-out architectures": {"arch_split": "test"},
 }
 TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
+LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
+
+
+def category_query(name: str, gen: ParameterGenerator | None = None) -> str:
+    """The catalogue condition of a category; for a leave-one-dataset-out category, refuses a generator whose
+    training did not leave that dataset out (its checkpoint records `exclude_datasets`)."""
+    if name.startswith(LODO):
+        dataset = name[len(LODO):]
+        if not dataset.isidentifier():
+            raise IgpgError(f"category {name!r}: expected 'held-out dataset:NAME' with a dataset name")
+        excluded = tuple(getattr(getattr(getattr(gen, "model", None), "cfg", None), "exclude_datasets", ()))
+        if dataset not in excluded:
+            raise IgpgError(f"refusing to report {name!r}: generator {getattr(gen, 'name', '?')} was trained with "
+                            f"{dataset} networks (exclude_datasets: {list(excluded) or 'none'})")
+        return f"n.role='task' AND t.dataset='{dataset}'"
+    if name not in CATEGORIES:
+        raise IgpgError(f"unknown category {name!r}; known: {', '.join(CATEGORIES)}, {LODO}NAME")
+    return CATEGORIES[name]
 
 
 def _queries(zoo: Catalogue, where: str, limit: int, seed: int) -> list[dict]:
@@ -130,13 +148,18 @@ def nearest_trained(zoo: Catalogue, query: dict, train_rows: list[dict]) -> dict
 
 def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=(0, 1, 2), samples: int = 1,
                        categories=None, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    for name in categories or CATEGORIES:
+        category_query(name, gen)  # every category checked before any work
     zoo = Catalogue(zoo_dir)
-    train_rows = zoo.rows(TRAIN_ONLY)
+    excluded = tuple(getattr(gen.model.cfg, "exclude_datasets", ()))
+    # the networks the generator trained on: retrieval and the zoo mean draw only from them
+    train_rows = [r for r in zoo.rows(TRAIN_ONLY) if r["dataset"] not in excluded]
     report = {"generator": gen.name, "zoo": str(zoo_dir), "seeds": list(seeds), "samples": samples,
               "queries_per_category": limit, "categories": {}}
     for name in categories or CATEGORIES:
-        queries = _queries(zoo, CATEGORIES[name], limit, seed=len(name))
-        check_heldout(name, [r for q in queries for r in q["rows"]])
+        queries = _queries(zoo, category_query(name, gen), limit, seed=len(name))
+        if not name.startswith(LODO):  # a dataset left out is held out whatever its catalogue flags say
+            check_heldout(name, [r for q in queries for r in q["rows"]])
         per_query = []
         for qi, q in enumerate(queries):
             data = _test_data(q["dataset"], q["labels"])

@@ -72,3 +72,30 @@ def test_report_says_where_the_generator_does_not_beat_generic_rows():
             if line.startswith("| held-out")}
     assert rows == {"held-out seeds": "below", "held-out tasks": "above", "held-out architectures": "no baseline"}
     assert "does **not** beat the generic-rows baseline on: held-out seeds." in md
+
+
+def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_zoo, tiny_pipeline):
+    import dataclasses
+
+    from igpg.evaluation import category_query, evaluate_generator
+    from igpg.generator import ParameterGenerator
+    from igpg.generator.train import load_examples
+
+    d, gcfg = tiny_pipeline
+    gen = ParameterGenerator.from_pretrained(d / "gen")
+    assert gen.model.cfg.exclude_datasets == ()
+    with pytest.raises(IgpgError, match="refusing to report 'held-out dataset:digits'"):  # it trained on digits
+        evaluate_generator(gen, tiny_zoo, limit=2, seeds=(0,), categories=["held-out dataset:digits"])
+    with pytest.raises(IgpgError, match="unknown category"):
+        category_query("held-out everything", gen)
+    # training leaves the dataset out (here the zoo's only one: nothing is left to train on) or names a bad one
+    for excluded, match in ((("digits",), "no training networks"), (("mnist",), "not a dataset of zoo")):
+        with pytest.raises(IgpgError, match=match):
+            load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, exclude_datasets=excluded))
+    # a generator whose checkpoint records the dataset as left out is evaluated on every network of it, and the
+    # retrieved and zoo-mean baselines, which may only use what it trained on, have nothing to draw from
+    gen.model.cfg = dataclasses.replace(gen.model.cfg, exclude_datasets=("digits",))
+    rep = evaluate_generator(gen, tiny_zoo, limit=3, seeds=(0,), categories=["held-out dataset:digits"])
+    cat = rep["categories"]["held-out dataset:digits"]
+    assert cat["n"] == 3 and 0.0 <= cat["generated_acc"] <= 1.0
+    assert all(math.isnan(q["retrieved"]) and math.isnan(q["zoo_mean"]) for q in cat["queries"])

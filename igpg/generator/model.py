@@ -51,6 +51,9 @@ class GeneratorConfig:
     # random codes): without it the decoder learns rows as a chain (row r from row r-1's codes), exact under
     # teacher forcing, and one wrong early row derails every row after it when sampling (measured: see CARD.md)
     row_code_noise: float = 0.0
+    # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
+    # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
+    exclude_datasets: tuple[str, ...] = ()
     # from the tokenizer (fixed when training starts)
     vocab: int = 1024  # V
     codes_per_chunk: int = 4  # Q

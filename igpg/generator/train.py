@@ -59,6 +59,12 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
         rows = zoo.rows(where)
     finally:
         zoo.close()
+    known = {r["dataset"] for r in rows}
+    for d in cfg.exclude_datasets:
+        if not isinstance(d, str) or d not in known:
+            raise IgpgError(f"exclude_datasets: {d!r} is not a dataset of zoo {zoo_dir}; its datasets: "
+                            f"{', '.join(sorted(known))}")
+    rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
     codes = load_codes(codes_dir)
     out = []
     for r in rows:
