@@ -63,7 +63,11 @@ def tokenizer_dir(model: Path | None, gen: ParameterGenerator) -> Path:
     """The tokenizer `from_pretrained(model)` loads: model/tokenizer if present, else tokenizers/<name>."""
     if model is not None and (Path(model) / "tokenizer").is_dir():
         return Path(model) / "tokenizer"
-    return TOKENIZERS / gen.cfg.tokenizer
+    path = TOKENIZERS / gen.cfg.tokenizer
+    try:  # shown in tokenizer.md: the repository-relative name when it is the repository's
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = False, skip=(),
