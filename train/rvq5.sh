@@ -11,7 +11,14 @@ $IGPG zoo build --config configs/zoo/default.yaml --out zoos/default --workers 2
 $IGPG train tokenizer --zoo zoos/default --config configs/tokenizer/rvq5.yaml --out runs/tok-rvq5
 $IGPG train generator --zoo zoos/default --tokenizer runs/tok-rvq5 --config configs/generator/rownoise.yaml \
     --out runs/gen-rownoise
+[ -d runs/gen-rownoise-3500 ] || cp -r runs/gen-rownoise runs/gen-rownoise-3500  # 3500 steps: the LODO reference
 # extended to 5000 steps (the cosine schedule stretched): the same config with steps: 5000
 sed 's/^steps: 3500$/steps: 5000/' configs/generator/rownoise.yaml > runs/rownoise-5000.yaml
 $IGPG train generator --zoo zoos/default --tokenizer runs/tok-rvq5 --config runs/rownoise-5000.yaml \
     --out runs/gen-rownoise
+# leave-one-dataset-out (eval/results/generator-lodo-mnist.md): the same generator without any mnist network,
+# 2000 steps (~21 min here), evaluated beside the 3500-step checkpoint kept as the reference
+$IGPG train generator --zoo zoos/default --tokenizer runs/tok-rvq5 --config configs/generator/lodo-mnist.yaml \
+    --out runs/gen-lodo-mnist
+.venv/bin/python eval/lodo.py --model runs/gen-lodo-mnist --tokenizer runs/tok-rvq5 --dataset mnist \
+    --reference runs/gen-rownoise-3500 --out eval/results/generator-lodo-mnist
