@@ -57,16 +57,16 @@ TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_s
 LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
 
 
-def category_query(name: str, gen: ParameterGenerator | None = None) -> str:
+def category_query(name: str, gen: ParameterGenerator) -> str:
     """The catalogue condition of a category; for a leave-one-dataset-out category, refuses a generator whose
     training did not leave that dataset out (its checkpoint records `exclude_datasets`)."""
     if name.startswith(LODO):
         dataset = name[len(LODO):]
         if not dataset.isidentifier():
             raise IgpgError(f"category {name!r}: expected 'held-out dataset:NAME' with a dataset name")
-        excluded = tuple(getattr(getattr(getattr(gen, "model", None), "cfg", None), "exclude_datasets", ()))
+        excluded = gen.model.cfg.exclude_datasets
         if dataset not in excluded:
-            raise IgpgError(f"refusing to report {name!r}: generator {getattr(gen, 'name', '?')} was trained with "
+            raise IgpgError(f"refusing to report {name!r}: generator {gen.name} was trained with "
                             f"{dataset} networks (exclude_datasets: {list(excluded) or 'none'})")
         return f"n.role='task' AND t.dataset='{dataset}'"
     if name not in CATEGORIES:
@@ -151,7 +151,7 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
     for name in categories or CATEGORIES:
         category_query(name, gen)  # every category checked before any work
     zoo = Catalogue(zoo_dir)
-    excluded = tuple(getattr(gen.model.cfg, "exclude_datasets", ()))
+    excluded = gen.model.cfg.exclude_datasets
     # the networks the generator trained on: retrieval and the zoo mean draw only from them
     train_rows = [r for r in zoo.rows(TRAIN_ONLY) if r["dataset"] not in excluded]
     report = {"generator": gen.name, "zoo": str(zoo_dir), "seeds": list(seeds), "samples": samples,
@@ -235,7 +235,7 @@ def report_markdown(report: dict) -> str:
             lines.append(f"| {name} | 0 | | | | | | | | | | |")
             continue
         verdict = _versus(c["ratio_mean"], c.get("generic_rows_ratio", float("nan")))
-        if verdict.startswith("below"):
+        if verdict == "below":
             below.append(name)
         lines.append(f"| {name} | {c['n']} | {c['trained_acc']:.4f} | {c['generated_acc']:.4f} | "
                      f"{c['ratio_mean']:.4f} ± {c['ratio_std_over_seeds']:.4f} | {c['ratio_median']:.4f} | "

@@ -28,8 +28,8 @@ from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
 from igpg.generator.api import ParameterGenerator
-from igpg.suite.common import (HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits,
-                               write_results)
+from igpg.suite.common import (HELDOUT_TASKS, Progress, adam_steps, guard, heldout_queries, instruction_for,
+                               task_splits, write_results)
 from igpg.zoo.catalogue import Catalogue
 
 # (dataset, architecture): digits MLPs from 8 to 1024 hidden units, then MNIST (784 inputs) one and two layers wide
@@ -51,24 +51,12 @@ def _best_time(fn, repeats: int) -> float:
 def _train_to(net: nn.Module, train, test, target: float, lr: float, batch_size: int, max_steps: int,
               check_every: int, seed: int) -> tuple[int | None, float, float]:
     """Adam until test accuracy >= target (checked every `check_every` steps): (steps or None, seconds, accuracy)."""
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    n = len(train.y)
     t0 = time.perf_counter()
-    acc = accuracy(net, test.x, test.y)
-    step, order, pos = 0, torch.randperm(n, generator=gen), 0
+    run = adam_steps(net, train, lr, batch_size, seed)
+    acc, step = accuracy(net, test.x, test.y), 0
     while acc < target and step < max_steps:
-        net.train()
-        for _ in range(check_every):
-            if pos >= n:
-                order, pos = torch.randperm(n, generator=gen), 0
-            idx = order[pos : pos + batch_size]
-            pos += batch_size
-            loss = nn.functional.cross_entropy(net(train.x[idx]), train.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
+        run(check_every)
+        step += check_every
         acc = accuracy(net, test.x, test.y)
     return (step if acc >= target else None), time.perf_counter() - t0, acc
 
