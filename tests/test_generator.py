@@ -33,9 +33,12 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
+@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64}], ids=["chain", "keys"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
-def test_kv_cache_logits_equal_no_cache_and_full_forward(arch):
-    model = tiny_model()
+def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
+    model = tiny_model(**kw)
+    if model.row_key_emb is not None:
+        torch.nn.init.normal_(model.row_key_emb.weight)  # zero at init: make the keys count
     task = Task.from_classes("digits", [3, 5, 8])
     prof, instr = conditions(task)
     sc = SamplingConfig(temperature=1.0)
@@ -46,6 +49,53 @@ def test_kv_cache_logits_equal_no_cache_and_full_forward(arch):
     for a, b, c in zip(cached, plain, full):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("row_context", ["previous", "none"])
+def test_row_context_decides_whether_rows_see_earlier_codes(row_context):
+    """With row_context "none" a row's logits do not move when the codes of the rows before it change (no chain to
+    derail); with "previous" they do."""
+    model = tiny_model(row_context=row_context)
+    with torch.no_grad():  # make the code embeddings matter: the tiny model is untrained
+        model.code_emb.normal_(0, 1.0)
+    task = Task.from_classes("digits", [3, 5, 8])
+    prof, instr = conditions(task)
+    arch = "mlp:64-16-3"
+    n = count_chunks(arch, 8)
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randint(0, 64, (1, n, 2), generator=gen) for _ in range(2))
+    with torch.no_grad():
+        la = decode_logits_full(model, [task], arch, prof, instr, a)
+        lb = decode_logits_full(model, [task], arch, prof, instr, b)
+    torch.testing.assert_close(la[0], lb[0])  # the first row sees no codes either way
+    moved = max(float((x - y).abs().max()) for x, y in zip(la[1:], lb[1:]))
+    assert (moved == 0.0) if row_context == "none" else (moved > 1e-3)
+
+
+def test_row_keys_address_shared_hidden_rows_and_classes():
+    """Hidden rows: one key per (architecture without its output count, layer, neuron); output rows: the key of
+    their label's class (a group: all its classes), wherever the label sits."""
+    from igpg.generator.data import KEY_HASHES, row_keys
+
+    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096})
+    a = row_keys([Task.from_classes("digits", [3, 5, 8])], ["mlp:64-16-3"], cfg, 19)[0]
+    b = row_keys([Task.from_classes("digits", [8, 1, 3, 0])], ["mlp:64-16-4"], cfg, 20)[0]
+    g = row_keys([Task.from_classes("digits", [[3, 5], 8])], ["mlp:64-16-2"], cfg, 18)[0]
+    other = row_keys([Task.from_classes("digits", [3, 5, 8])], ["mlp:64-32-3"], cfg, 35)[0]
+    assert torch.equal(a[:16], b[:16]) and torch.equal(a[:16], g[:16, :KEY_HASHES])  # same hidden layer, any outputs
+    assert (g[:16, KEY_HASHES:] == -1).all() and (g[17, KEY_HASHES:] == -1).all()  # one key: the rest is padding
+    assert len({tuple(r.tolist()) for r in a[:16]}) == 16  # every neuron its own key
+    assert not torch.equal(a[:16], other[:16])  # another architecture, other keys
+    assert torch.equal(a[16], b[18]) and torch.equal(a[18], b[16])  # class 3 and class 8 keep their keys
+    assert torch.equal(g[16, : 2 * KEY_HASHES], torch.cat([a[16, :KEY_HASHES], a[17, :KEY_HASHES]]))  # group {3, 5}
+    assert (a >= 0).all() and (a < 4096).all()
+
+
+@pytest.mark.parametrize("kw, message", [({"row_context": "chain"}, "row_context must be one of previous, none"),
+                                         ({"instr_dropout": 1.5}, "instr_dropout must be between 0 and 1")])
+def test_generator_config_refuses_bad_values(kw, message):
+    with pytest.raises(IgpgError, match=message):
+        GeneratorConfig(**{**TINY_GEN, **kw})
 
 
 def test_windowed_decoding_emits_every_code():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -92,8 +93,45 @@ def condition_batch(tasks: list[Task], archs: list[str], profiles: list[torch.Te
     return out
 
 
-def row_batch(archs: list[str], cfg: GeneratorConfig) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1."""
+KEY_HASHES = 2  # each key takes the mean of 2 hashed slots: two keys rarely share both
+
+
+def _slots(key: str, slots: int) -> list[int]:
+    return [class_slot(f"{h}|{key}", "row-key", slots) for h in range(KEY_HASHES)]
+
+
+@lru_cache(maxsize=512)
+def _hidden_keys(arch: str, chunk_size: int, codes_per_chunk: int, slots: int) -> torch.Tensor:
+    """(R, KEY_HASHES) slots of an architecture's rows (output rows: -1, filled per task)."""
+    spec = ArchSpec.parse(arch)
+    body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}"
+    lay = row_layout(arch, chunk_size, codes_per_chunk)
+    out = torch.full((len(lay), KEY_HASHES), -1, dtype=torch.int64)
+    for r in range(len(lay)):
+        if not bool(lay.is_head[r]):
+            out[r] = torch.tensor(_slots(f"{body}|{int(lay.layer_index[r])}|{int(lay.row[r])}", slots))
+    return out
+
+
+def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
+    """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see GeneratorConfig.row_keys."""
+    gmax = max(len(label) for t in tasks for label in t.labels)
+    out = torch.full((len(tasks), rmax, KEY_HASHES * gmax), -1, dtype=torch.int64)
+    for i, (t, a) in enumerate(zip(tasks, archs)):
+        hidden = _hidden_keys(a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys)
+        out[i, : len(hidden), :KEY_HASHES] = hidden
+        spec = ArchSpec.parse(a)
+        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}"
+        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
+        heads = lay.is_head.nonzero().squeeze(1)
+        for r, label in zip(heads.tolist(), t.labels):
+            out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{body}|{c}", cfg.row_keys)])
+    return out
+
+
+def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
+    With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
     layouts = [row_layout(a, cfg.chunk_size, cfg.codes_per_chunk) for a in archs]
     b, rmax = len(archs), max(len(lay) for lay in layouts)
     rows = {k: torch.zeros(b, rmax, dtype=torch.float32 if k == "rel_depth" else torch.int64) for k in ROW_KEYS}
@@ -108,6 +146,10 @@ def row_batch(archs: list[str], cfg: GeneratorConfig) -> tuple[dict, torch.Tenso
         mask[i, :n] = 1
         head[i, :n] = torch.where(lay.is_head, lay.row, torch.full_like(lay.row, -1))
     rows["is_head"] = rows["is_head"].bool()
+    if cfg.row_keys:
+        if tasks is None:
+            raise ValueError("row keys need the tasks")  # a programming error, not user input
+        rows["keys"] = row_keys(tasks, archs, cfg, rmax)
     return rows, mask, head
 
 
@@ -129,11 +171,11 @@ class ExampleSampler:
         cfg = self.cfg
         instr = torch.stack([self.text_vec[rng.choice(e.phrasings)] for e in picked])
         profiles = [self.bank.support(e.task, cfg.k_support, rng) for e in picked]
-        p = cfg.cond_dropout if dropout else 0.0
-        drop_i = torch.tensor([rng.random() < p for _ in picked])
-        drop_l = torch.tensor([rng.random() < p for _ in picked])
+        p_i, p_l = (cfg.instr_dropout, cfg.cond_dropout) if dropout else (0.0, 0.0)
+        drop_i = torch.tensor([rng.random() < p_i for _ in picked])
+        drop_l = torch.tensor([rng.random() < p_l for _ in picked])
         batch = condition_batch([e.task for e in picked], [e.arch for e in picked], profiles, instr, cfg, drop_i, drop_l)
-        rows, mask, head = row_batch([e.arch for e in picked], cfg)
+        rows, mask, head = row_batch([e.arch for e in picked], cfg, [e.task for e in picked])
         rmax, jmax = rows["row"].shape[1], max(e.rows.shape[1] for e in picked)
         codes = torch.full((len(picked), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
         for i, e in enumerate(picked):

@@ -24,10 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 from x_transformers import Decoder
 
+from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
 from igpg.text import TEXT_DIM
 
 
+ROW_CONTEXTS = ("previous", "none")
 SIDE_OFFSET = 128  # side tokens -128..127 are classes 0..255
 SIDE_VOCAB = 256
 
@@ -51,6 +53,21 @@ class GeneratorConfig:
     # random codes): without it the decoder learns rows as a chain (row r from row r-1's codes), exact under
     # teacher forcing, and one wrong early row derails every row after it when sampling (measured: see CARD.md)
     row_code_noise: float = 0.0
+    # what a row position sees of the rows before it: "previous" = a bag of the previous row's codes (an
+    # autoregressive chain over rows); "none" = nothing but the conditions and where the row sits (rows are
+    # conditionally independent given the prefix, codes within a chunk stay autoregressive over levels): no chain
+    # to derail, so free-running decoding sees exactly what teacher forcing saw (see eval/results/generator-ablation.md)
+    row_context: str = "previous"
+    # the instruction alone is dropped this often in training (the labels: cond_dropout); more dropout makes the
+    # generator lean on the labels and samples, which are what fixes the output rows, rather than the wording
+    instr_dropout: float = 0.1
+    # a hashed table of learned row keys (0 = off): every hidden row gets the key of (architecture without its
+    # output count, layer, neuron) and every output row the mean key of (architecture, dataset, class) over the
+    # classes of its label. A zoo built for composition shares hidden layers between all networks of an
+    # architecture and output rows between all tasks holding a class: the keys give the decoder a direct address
+    # for what it must reproduce, where position features alone left it to rebuild that address in attention
+    # (measured: hidden layers of the generic networks came back with relative errors up to 1.0)
+    row_keys: int = 0
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -75,6 +92,14 @@ class GeneratorConfig:
     families: tuple[str, ...] = ("mlp", "cnn")
     max_depth: dict = field(default_factory=lambda: {"mlp": 8, "cnn": 6})
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.row_context not in ROW_CONTEXTS:
+            raise IgpgError(f"generator config: row_context must be one of {', '.join(ROW_CONTEXTS)}, "
+                            f"got {self.row_context!r}")
+        for key in ("cond_dropout", "instr_dropout", "row_code_noise"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
 
 
 def class_slot(dataset: str, cls: int, slots: int) -> int:
@@ -105,6 +130,9 @@ class WeightGenerator(nn.Module):
         self.row_emb = nn.Embedding(cfg.max_row_index, d)
         self.row_feat = nn.Linear(4, d)
         self.start_row = nn.Parameter(torch.zeros(d))
+        self.row_key_emb = nn.Embedding(cfg.row_keys, d) if cfg.row_keys else None
+        if self.row_key_emb is not None:
+            nn.init.zeros_(self.row_key_emb.weight)  # a key never trained (an unseen architecture) adds nothing
         # codes
         self.code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)  # per level
         self.chunk_emb = nn.Embedding(cfg.max_chunks_per_row, e)
@@ -147,9 +175,14 @@ class WeightGenerator(nn.Module):
         """Embedding of where each row sits: rows[...] tensors (B, R) -> (B, R, D)"""
         feat = torch.stack([rows["rel_depth"], rows["fan_in"].float().log2() / 16, rows["fan_out"].float().log2() / 16,
                             rows["chunks"].float() / 64], -1)
-        return (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
-                + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
-                + self.row_feat(feat) + self.type_emb.weight[3])
+        pos = (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
+               + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
+               + self.row_feat(feat) + self.type_emb.weight[3])
+        if self.row_key_emb is not None:
+            keys = rows["keys"]  # (B, R, M) slots, -1 pad
+            valid = (keys >= 0).float()[..., None]
+            pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+        return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (..., J, Q) with -1 for none -> per-level embeddings (..., J, Q, E), zero where none."""
@@ -164,6 +197,12 @@ class WeightGenerator(nn.Module):
         per_chunk = (self.code_vectors(codes).sum(-2) + self.chunk_emb(j)) * present[..., None]
         return self.bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
 
+    def context(self, prev_codes: torch.Tensor) -> torch.Tensor:
+        """What the next row position sees of the row before it: (..., J, Q) codes -> (..., D)."""
+        if self.cfg.row_context == "none":
+            return torch.zeros(*prev_codes.shape[:-2], self.cfg.dim, device=prev_codes.device)
+        return self.bag(prev_codes)
+
     def row_inputs(self, rows: dict, codes: torch.Tensor, head_labels: torch.Tensor) -> torch.Tensor:
         """Inputs of all row positions: position + previous row's codes + (head rows) their label token.
 
@@ -174,7 +213,7 @@ class WeightGenerator(nn.Module):
             chunk = row[..., None] & (torch.rand(prev_codes.shape[:3], device=codes.device) < 0.5)  # (B, R-1, J)
             noise = torch.randint_like(prev_codes, self.cfg.vocab)
             prev_codes = torch.where(chunk[..., None] & (prev_codes >= 0), noise, prev_codes)
-        prev = self.bag(prev_codes)
+        prev = self.context(prev_codes)
         start = self.start_row.expand(codes.shape[0], 1, -1)
         return self.row_position(rows) + torch.cat([start, prev], 1) + head_labels
 

@@ -93,7 +93,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
     prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
     bb = prefix.shape[0]
-    rows, _, head = row_batch(archs * (2 if guided else 1), cfg)
+    rows, _, head = row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1))
     pos = model.row_position(rows)  # (bb, R, D)
     head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
     pos = pos + head_lab * (head >= 0)[..., None]
@@ -138,7 +138,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         out[:, lay.chunk_index[r, :n]] = codes
         if r + 1 < len(lay):
             both = codes.repeat(2, 1, 1) if guided else codes
-            row_in = pos[:, r + 1] + model.bag(both)
+            row_in = pos[:, r + 1] + model.context(both)
     if model.side_head is None:
         side = side[:, :0]
     if latents is not None:
@@ -155,7 +155,7 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     cond = condition_batch(tasks, [arch] * b, profiles, instr, cfg, drop, drop)
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
     prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
-    rows, _, head = row_batch([arch] * b, cfg)
+    rows, _, head = row_batch([arch] * b, cfg, list(tasks))
     lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
     row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes_per_chunk), -1, dtype=torch.int64)
     valid = lay.chunk_index >= 0
