@@ -33,7 +33,7 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
-@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64}], ids=["chain", "keys"])
+@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True}], ids=["chain", "keys"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     model = tiny_model(**kw)
@@ -89,6 +89,17 @@ def test_row_keys_address_shared_hidden_rows_and_classes():
     assert torch.equal(a[16], b[18]) and torch.equal(a[18], b[16])  # class 3 and class 8 keep their keys
     assert torch.equal(g[16, : 2 * KEY_HASHES], torch.cat([a[16, :KEY_HASHES], a[17, :KEY_HASHES]]))  # group {3, 5}
     assert (a >= 0).all() and (a < 4096).all()
+
+
+def test_group_keys_only_for_grouped_labels_wherever_they_sit():
+    from igpg.generator.data import group_keys
+
+    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "group_keys": True})
+    a = group_keys([Task.from_classes("digits", [[3, 5], 8])], ["mlp:64-16-2"], cfg, 18)[0]
+    b = group_keys([Task.from_classes("digits", [8, [5, 3], [1, 2]])], ["mlp:64-16-3"], cfg, 19)[0]
+    assert (a[:16] == -1).all() and (a[17] == -1).all() and (a[16] >= 0).all()  # hidden rows and class 8: none
+    assert torch.equal(a[16], b[17])  # the group {3, 5} keeps its key at another position, in any order
+    assert not torch.equal(b[17], b[18])
 
 
 @pytest.mark.parametrize("kw, message", [({"row_context": "chain"}, "row_context must be one of previous, none"),

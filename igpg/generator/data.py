@@ -129,6 +129,19 @@ def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: in
     return out
 
 
+def group_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
+    """(B, R, KEY_HASHES) slots of the key of each output row's class group (-1: not a group, or not an output row)."""
+    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
+    for i, (t, a) in enumerate(zip(tasks, archs)):
+        spec = ArchSpec.parse(a)
+        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}"
+        heads = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk).is_head.nonzero().squeeze(1)
+        for r, label in zip(heads.tolist(), t.labels):
+            if len(label) > 1:
+                out[i, r] = torch.tensor(_slots(f"{body}|group|{sorted(label)}", cfg.row_keys))
+    return out
+
+
 def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
     With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
@@ -150,6 +163,8 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         if tasks is None:
             raise ValueError("row keys need the tasks")  # a programming error, not user input
         rows["keys"] = row_keys(tasks, archs, cfg, rmax)
+        if cfg.group_keys:
+            rows["group_keys"] = group_keys(tasks, archs, cfg, rmax)
     return rows, mask, head
 
 

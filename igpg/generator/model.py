@@ -68,6 +68,10 @@ class GeneratorConfig:
     # for what it must reproduce, where position features alone left it to rebuild that address in attention
     # (measured: hidden layers of the generic networks came back with relative errors up to 1.0)
     row_keys: int = 0
+    # with row_keys: an output row whose label groups several classes also gets the key of (architecture, dataset,
+    # that exact group): a grouped label's row is not the mean of its classes' rows (measured: the grouped-label
+    # tasks are where the keys model fails, eval/results/generator-ablation.md); an unseen group's key is untrained
+    group_keys: bool = False
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -182,6 +186,10 @@ class WeightGenerator(nn.Module):
             keys = rows["keys"]  # (B, R, M) slots, -1 pad
             valid = (keys >= 0).float()[..., None]
             pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+            if "group_keys" in rows:
+                keys = rows["group_keys"]  # (B, R, KEY_HASHES), -1 where the row's label is one class
+                valid = (keys >= 0).float()[..., None]
+                pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
         return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
