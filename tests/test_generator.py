@@ -33,7 +33,8 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
-@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True}], ids=["chain", "keys"])
+@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True, "task_keys": True}],
+                         ids=["chain", "keys"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     model = tiny_model(**kw)
@@ -204,3 +205,15 @@ def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, 
     assert steps == [2, 4, 6, 8, 10]
     with pytest.raises(IgpgError, match="another config"):
         train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=12, lr=0.1), tmp_path / "g")
+
+
+def test_task_keys_follow_the_ordered_labels():
+    from igpg.generator.data import task_keys
+
+    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "task_keys": True})
+    key = lambda classes, arch="mlp:64-16-3": task_keys([Task.from_classes("digits", classes)], [arch], cfg, 19)[0]  # noqa: E731
+    a = key([3, 5, 8])
+    assert torch.equal(a, key([3, 5, 8])) and (a >= 0).all()
+    assert len({tuple(r.tolist()) for r in a}) == 19  # every row its own key
+    assert not torch.equal(a, key([5, 3, 8]))  # another order is another task
+

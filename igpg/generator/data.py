@@ -142,6 +142,18 @@ def group_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: 
     return out
 
 
+def task_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
+    """(B, R, KEY_HASHES) slots of the key of (architecture, dataset, ordered labels, layer, neuron) of every row."""
+    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
+    for i, (t, a) in enumerate(zip(tasks, archs)):
+        spec = ArchSpec.parse(a)
+        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}|{t.labels}"
+        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
+        for r in range(len(lay)):
+            out[i, r] = torch.tensor(_slots(f"{body}|{int(lay.layer_index[r])}|{int(lay.row[r])}", cfg.row_keys))
+    return out
+
+
 def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
     With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
@@ -165,6 +177,8 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         rows["keys"] = row_keys(tasks, archs, cfg, rmax)
         if cfg.group_keys:
             rows["group_keys"] = group_keys(tasks, archs, cfg, rmax)
+        if cfg.task_keys:
+            rows["task_keys"] = task_keys(tasks, archs, cfg, rmax)
     return rows, mask, head
 
 

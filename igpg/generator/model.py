@@ -72,6 +72,10 @@ class GeneratorConfig:
     # that exact group): a grouped label's row is not the mean of its classes' rows (measured: the grouped-label
     # tasks are where the keys model fails, eval/results/generator-ablation.md); an unseen group's key is untrained
     group_keys: bool = False
+    # with row_keys: every row also gets the key of (architecture, dataset, the task's ordered labels, layer,
+    # neuron): the address of a training task's own layers where the zoo fine-tuned them away from the generic
+    # network (an unseen task's key is untrained and adds nothing)
+    task_keys: bool = False
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -186,10 +190,11 @@ class WeightGenerator(nn.Module):
             keys = rows["keys"]  # (B, R, M) slots, -1 pad
             valid = (keys >= 0).float()[..., None]
             pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
-            if "group_keys" in rows:
-                keys = rows["group_keys"]  # (B, R, KEY_HASHES), -1 where the row's label is one class
-                valid = (keys >= 0).float()[..., None]
-                pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+            for name in ("group_keys", "task_keys"):  # (B, R, KEY_HASHES), -1 where a row has none
+                if name in rows:
+                    keys = rows[name]
+                    valid = (keys >= 0).float()[..., None]
+                    pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
         return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
