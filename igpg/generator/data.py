@@ -100,45 +100,51 @@ def _slots(key: str, slots: int) -> list[int]:
     return [class_slot(f"{h}|{key}", "row-key", slots) for h in range(KEY_HASHES)]
 
 
-@lru_cache(maxsize=512)
-def _hidden_keys(arch: str, chunk_size: int, codes_per_chunk: int, slots: int) -> torch.Tensor:
-    """(R, KEY_HASHES) slots of an architecture's rows (output rows: -1, filled per task)."""
+def _arch_key(arch: str) -> str:
+    """An architecture without its output count: the part of a key that names which hidden layers these are."""
     spec = ArchSpec.parse(arch)
-    body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}"
+    return f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}"
+
+
+@lru_cache(maxsize=4096)
+def _neuron_keys(prefix: str, arch: str, chunk_size: int, codes_per_chunk: int, slots: int,
+                 hidden_only: bool) -> torch.Tensor:
+    """(R, KEY_HASHES) slots of the keys `prefix|layer|neuron` of an architecture's rows (output rows: -1 if
+    `hidden_only`)."""
     lay = row_layout(arch, chunk_size, codes_per_chunk)
     out = torch.full((len(lay), KEY_HASHES), -1, dtype=torch.int64)
     for r in range(len(lay)):
-        if not bool(lay.is_head[r]):
-            out[r] = torch.tensor(_slots(f"{body}|{int(lay.layer_index[r])}|{int(lay.row[r])}", slots))
+        if not (hidden_only and bool(lay.is_head[r])):
+            out[r] = torch.tensor(_slots(f"{prefix}|{int(lay.layer_index[r])}|{int(lay.row[r])}", slots))
     return out
+
+
+def _label_rows(tasks: list[Task], archs: list[str], cfg: GeneratorConfig):
+    """(batch index, output row index, label, key prefix of the task's architecture and dataset) of every output row."""
+    for i, (t, a) in enumerate(zip(tasks, archs)):
+        heads = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk).is_head.nonzero().squeeze(1)
+        for r, label in zip(heads.tolist(), t.labels):
+            yield i, r, label, f"{_arch_key(a)}|{t.dataset}"
 
 
 def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
     """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see GeneratorConfig.row_keys."""
     gmax = max(len(label) for t in tasks for label in t.labels)
     out = torch.full((len(tasks), rmax, KEY_HASHES * gmax), -1, dtype=torch.int64)
-    for i, (t, a) in enumerate(zip(tasks, archs)):
-        hidden = _hidden_keys(a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys)
+    for i, a in enumerate(archs):
+        hidden = _neuron_keys(_arch_key(a), a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys, True)
         out[i, : len(hidden), :KEY_HASHES] = hidden
-        spec = ArchSpec.parse(a)
-        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}"
-        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
-        heads = lay.is_head.nonzero().squeeze(1)
-        for r, label in zip(heads.tolist(), t.labels):
-            out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{body}|{c}", cfg.row_keys)])
+    for i, r, label, prefix in _label_rows(tasks, archs, cfg):
+        out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.row_keys)])
     return out
 
 
 def group_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
     """(B, R, KEY_HASHES) slots of the key of each output row's class group (-1: not a group, or not an output row)."""
     out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
-    for i, (t, a) in enumerate(zip(tasks, archs)):
-        spec = ArchSpec.parse(a)
-        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}"
-        heads = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk).is_head.nonzero().squeeze(1)
-        for r, label in zip(heads.tolist(), t.labels):
-            if len(label) > 1:
-                out[i, r] = torch.tensor(_slots(f"{body}|group|{sorted(label)}", cfg.row_keys))
+    for i, r, label, prefix in _label_rows(tasks, archs, cfg):
+        if len(label) > 1:
+            out[i, r] = torch.tensor(_slots(f"{prefix}|group|{sorted(label)}", cfg.row_keys))
     return out
 
 
@@ -146,11 +152,9 @@ def task_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: i
     """(B, R, KEY_HASHES) slots of the key of (architecture, dataset, ordered labels, layer, neuron) of every row."""
     out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
     for i, (t, a) in enumerate(zip(tasks, archs)):
-        spec = ArchSpec.parse(a)
-        body = f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}|{t.dataset}|{t.labels}"
-        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
-        for r in range(len(lay)):
-            out[i, r] = torch.tensor(_slots(f"{body}|{int(lay.layer_index[r])}|{int(lay.row[r])}", cfg.row_keys))
+        keys = _neuron_keys(f"{_arch_key(a)}|{t.dataset}|{t.labels}", a, cfg.chunk_size, cfg.codes_per_chunk,
+                            cfg.row_keys, False)
+        out[i, : len(keys)] = keys
     return out
 
 

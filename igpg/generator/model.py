@@ -187,10 +187,7 @@ class WeightGenerator(nn.Module):
                + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
                + self.row_feat(feat) + self.type_emb.weight[3])
         if self.row_key_emb is not None:
-            keys = rows["keys"]  # (B, R, M) slots, -1 pad
-            valid = (keys >= 0).float()[..., None]
-            pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
-            for name in ("group_keys", "task_keys"):  # (B, R, KEY_HASHES), -1 where a row has none
+            for name in ("keys", "group_keys", "task_keys"):  # (B, R, M) slots, -1 pad: each adds its mean key
                 if name in rows:
                     keys = rows[name]
                     valid = (keys >= 0).float()[..., None]
