@@ -1,7 +1,7 @@
 """Quick generator figures for ablations: `evaluate_generator` with one sampling seed, printed per split.
 
     python eval/quick_generator.py --model runs/gen-rowkeys --tokenizer runs/tok-rvq5 [--category "held-out seeds"]
-        [--seeds 0] [--mean-from Q] [--guidance G] [--samples K]
+        [--seeds 0] [--mean-from Q] [--guidance G] [--samples K] [--no-base]
 
 The figures of eval/results/generator-ablation.md marked "seed 0" come from this script (the released model's
 3-seed figures from `igpg eval generator`). About 5-10 s per split on 2 cores with one seed and one sample.
@@ -28,9 +28,11 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=1)
     ap.add_argument("--mean-from", type=int, default=None, help="decode levels >= Q as expected code vectors")
     ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--no-base", action="store_true", help="a base_rows model decoding without its bases")
     args = ap.parse_args()
     gen = ParameterGenerator.from_pretrained(args.model, tokenizer=args.tokenizer)
     gen.mean_from = args.mean_from
+    gen.use_base = not args.no_base
     if args.guidance != 1.0:
         gen.generate = functools.partial(gen.generate, guidance=args.guidance)
     seeds = tuple(int(s) for s in args.seeds.split(","))

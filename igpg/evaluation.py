@@ -23,7 +23,6 @@ Categories (one query per distinct task x architecture, its reference = the zoo 
 
 from __future__ import annotations
 
-import math
 import random
 import statistics
 from collections import defaultdict
@@ -36,6 +35,7 @@ from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
 from igpg.generator.api import ParameterGenerator
+from igpg.generator.base import base_state
 from igpg.zoo.catalogue import Catalogue
 
 CATEGORIES = {
@@ -104,11 +104,7 @@ def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
     hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
     if not hits:
         return None
-    state = zoo.load(hits[0]["net_id"]).state_dict()
-    groups = [x if isinstance(x, list) else [x] for x in query["labels"]]
-    w, b = state["head.weight"], state["head.bias"]
-    state["head.weight"] = torch.stack([w[g].mean(0) for g in groups])
-    state["head.bias"] = torch.stack([b[g].mean() + math.log(len(g)) for g in groups])
+    state = base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"])
     net = spec.build()
     net.load_state_dict(state, strict=True)
     return net.eval()

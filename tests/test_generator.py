@@ -33,14 +33,17 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
-@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True, "task_keys": True}],
-                         ids=["chain", "keys"])
+@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True, "task_keys": True},
+                                {"row_context": "none", "row_keys": 64, "drift_keys": 64, "base_rows": True}],
+                         ids=["chain", "keys", "drift+base"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     model = tiny_model(**kw)
     if model.row_key_emb is not None:
         torch.nn.init.normal_(model.row_key_emb.weight)  # zero at init: make the keys count
-    task = Task.from_classes("digits", [3, 5, 8])
+    if kw.get("drift_keys"):
+        torch.nn.init.normal_(model.drift_key_emb.weight)
+    task = Task.from_classes("digits", [[3, 4], 5, 8])  # a grouped label: drift keys apply
     prof, instr = conditions(task)
     sc = SamplingConfig(temperature=1.0)
     codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True)
@@ -104,7 +107,8 @@ def test_group_keys_only_for_grouped_labels_wherever_they_sit():
 
 
 @pytest.mark.parametrize("kw, message", [({"row_context": "chain"}, "row_context must be one of previous, none"),
-                                         ({"instr_dropout": 1.5}, "instr_dropout must be between 0 and 1")])
+                                         ({"instr_dropout": 1.5}, "instr_dropout must be between 0 and 1"),
+                                         ({"base_dropout": -0.1}, "base_dropout must be between 0 and 1")])
 def test_generator_config_refuses_bad_values(kw, message):
     with pytest.raises(IgpgError, match=message):
         GeneratorConfig(**{**TINY_GEN, **kw})
@@ -217,3 +221,112 @@ def test_task_keys_follow_the_ordered_labels():
     assert len({tuple(r.tolist()) for r in a}) == 19  # every row its own key
     assert not torch.equal(a, key([5, 3, 8]))  # another order is another task
 
+
+
+# ---- base rows (generator/base.py) ------------------------------------------------------------------------------
+
+def fake_base(arch: str, seed: int = 0):
+    """Random base row codes and side tokens shaped for `arch` (what `encode_base` returns)."""
+    lay = row_layout(arch, 8, 2)
+    gen = torch.Generator().manual_seed(seed)
+    rows = torch.randint(0, 64, (len(lay), lay.max_chunks, 2), generator=gen)
+    rows[(lay.chunk_index < 0)] = -1
+    return rows, torch.randint(-5, 5, (int(lay.layer_index.max()) + 1,), generator=gen)
+
+
+@pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
+def test_kv_cache_parity_with_base_rows(arch):
+    model = tiny_model(row_context="none", row_keys=64, base_rows=True)
+    with torch.no_grad():
+        model.base_code_emb.normal_(0, 1.0)
+    task = Task.from_classes("digits", [3, 5, 8])
+    prof, instr = conditions(task)
+    sc = SamplingConfig(temperature=1.0)
+    bases = [fake_base(arch)]
+    codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True, bases=bases)
+    codes2, _, plain = sample_codes(model, [task], arch, prof, instr, sc, seed=1, use_cache=False,
+                                    return_logits=True, bases=bases)
+    full = decode_logits_full(model, [task], arch, prof, instr, codes, bases=bases)
+    assert torch.equal(codes, codes2)
+    for a, b, c in zip(cached, plain, full):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_every_row_sees_its_own_base_row():
+    """Changing the base codes of one row moves that row's logits (and, through attention, others'); with no base
+    at all the logits differ from those with one."""
+    model = tiny_model(row_context="none", base_rows=True)
+    with torch.no_grad():
+        model.base_code_emb.normal_(0, 1.0)
+    task = Task.from_classes("digits", [3, 5, 8])
+    prof, instr = conditions(task)
+    arch = "mlp:64-16-3"
+    codes = torch.zeros(1, count_chunks(arch, 8), 2, dtype=torch.int64)
+    a = fake_base(arch, 0)
+    b = (a[0].clone(), a[1])
+    b[0][17] = (b[0][17] + 1).where(b[0][17] >= 0, b[0][17]) % 64  # change the base of the second output row
+    with torch.no_grad():
+        la, lb, ln = (decode_logits_full(model, [task], arch, prof, instr, codes, bases=[x]) for x in (a, b, None))
+    assert float((la[17] - lb[17]).abs().max()) > 1e-3
+    assert float((la[0] - ln[0]).abs().max()) > 1e-3
+
+
+def test_base_state_is_the_generic_rows_of_the_labels():
+    from igpg.generator.base import GenericBank, base_state
+
+    spec = ArchSpec.parse("mlp:64-16-10")
+    torch.manual_seed(0)
+    generic = spec.build().state_dict()
+    base = base_state(generic, [3, [1, 2, 7]])
+    assert torch.equal(base["hidden.0.weight"], generic["hidden.0.weight"])
+    torch.testing.assert_close(base["head.weight"][1], generic["head.weight"][[1, 2, 7]].mean(0))
+    torch.testing.assert_close(base["head.bias"][1], generic["head.bias"][[1, 2, 7]].mean() + torch.tensor(3.0).log())
+    bank = GenericBank({"mlp:64-16-10@digits": generic})
+    assert bank.base("mlp:64-16-2", "digits", [3, 5]) is not None
+    assert bank.base("mlp:64-24-2", "digits", [3, 5]) is None  # other hidden layers: no base
+    assert bank.base("mlp:64-16-2", "mnist1d", [3, 5]) is None  # other dataset (other input too)
+
+
+def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
+    """Held-out architectures stay held out: their generic networks never become bases; the bank round-trips."""
+    from igpg.generator.base import GenericBank
+    from igpg.zoo import Catalogue
+
+    bank = GenericBank.from_zoo(tiny_zoo)
+    zoo = Catalogue(tiny_zoo)
+    generic = {f"{r['arch']}@{r['dataset']}": r["arch_split"] for r in zoo.rows("n.role='generic'")}
+    zoo.close()
+    assert "test" in generic.values()  # the tiny zoo has a held-out architecture with a generic network
+    assert set(bank.states) == {k for k, split in generic.items() if split == "train"}
+    bank.save(tmp_path / "generic")
+    back = GenericBank.load(tmp_path / "generic")
+    assert set(back.states) == set(bank.states)
+    for k in bank.states:
+        for name, t in bank.states[k].items():
+            assert torch.equal(t, back.states[k][name])
+
+
+def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny_pipeline, tmp_path):
+    d, gcfg = tiny_pipeline
+    cfg = dataclasses.replace(gcfg, row_context="none", row_keys=64, base_rows=True, steps=4)
+    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
+    gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
+    assert len(gen.bank) == 1
+    task = Task.from_classes("digits", [3, 5, 8])
+    assert gen.base_of(task, "mlp:64-16-3") is not None and gen.base_of(task, "mlp:64-24-3") is None
+    for arch in ("mlp:64-16-3", "mlp:64-24-3"):  # with a base, and a held-out architecture without one
+        net = gen.generate("Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch=arch)
+        assert net(torch.randn(2, 64)).shape == (2, 3)
+
+
+def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():
+    from igpg.generator.data import drift_keys
+
+    cfg = GeneratorConfig(**{**TINY_GEN, "drift_keys": 4096})
+    key = lambda classes: drift_keys([Task.from_classes("digits", classes)], ["mlp:64-16-3"], cfg, 19)[0]  # noqa: E731
+    assert (key([3, 5, 8]) == -1).all()  # no grouped label: no drift keys
+    a = key([[3, 4], 5, 8])
+    assert (a[:16] >= 0).all() and (a[16:] == -1).all()  # hidden rows only
+    assert len({tuple(r.tolist()) for r in a[:16]}) == 16
+    assert not torch.equal(a, key([5, [3, 4], 8]))  # another order is another task

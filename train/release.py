@@ -3,8 +3,9 @@ the generator in float16).
 
     python train/release.py --tokenizer runs/tok-default --generator runs/gen-default --name default [--tokenizer-name rvq5]
 
-Writes tokenizers/TOKENIZER_NAME/{config.json, model.safetensors} and igpg/pretrained/NAME/{config.json, model.safetensors};
-the generator's config is pointed at tokenizers/NAME. Cards (CARD.md) are written by hand from measured figures.
+Writes tokenizers/TOKENIZER_NAME/{config.json, model.safetensors} and igpg/pretrained/NAME/{config.json, model.safetensors}
+(+ generic/, the generic networks a base_rows generator starts from); the generator's config is pointed at
+tokenizers/NAME. Cards (CARD.md) are written by hand from measured figures.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def main() -> None:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_weights(dst / "model.safetensors", state, meta)
         shutil.copy(src / "config.json", dst / "config.json")
+    shutil.rmtree(gen_out / "generic", ignore_errors=True)
+    if (args.generator / "generic").is_dir():  # the bases of a base_rows generator (small: the generic networks)
+        shutil.copytree(args.generator / "generic", gen_out / "generic")
     meta = json.loads((gen_out / "config.json").read_text())
     meta["config"]["tokenizer"] = tok_name
     (gen_out / "config.json").write_text(json.dumps(meta, indent=1))
-    size = sum(p.stat().st_size for d in (tok_out, gen_out) for p in d.iterdir())
+    size = sum(p.stat().st_size for d in (tok_out, gen_out) for p in d.rglob("*") if p.is_file())
     print(f"released {args.name}: {tok_out.relative_to(ROOT)}, {gen_out.relative_to(ROOT)} ({size / 2**20:.1f} MiB)")
 
 

@@ -21,6 +21,7 @@ from igpg.checkpoint import load_model_state, read_config
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
+from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.model import WeightGenerator
 from igpg.generator.rows import row_layout
@@ -51,9 +52,13 @@ class Candidate:
 
 
 class ParameterGenerator:
-    def __init__(self, model: WeightGenerator, tokenizer: WeightTokenizer, name: str = "generator"):
+    def __init__(self, model: WeightGenerator, tokenizer: WeightTokenizer, name: str = "generator",
+                 bank: GenericBank | None = None):
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.cfg = model.cfg
+        # base_rows models: the generic networks whose rows a request starts from (none: decode without a base)
+        self.bank = bank if bank is not None else GenericBank()
+        self.use_base = True  # False: a base_rows model decodes every request without a base (as for unseen archs)
         self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
         self.use_cache = True  # KV cache in sampling; False recomputes the whole sequence per row (same outputs, slower)
 
@@ -74,7 +79,15 @@ class ParameterGenerator:
         if (tok.cfg.vocab_size, tok.cfg.codes_per_chunk, tok.cfg.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
             raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk or chunk size)")
         digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:12]
-        return cls(model, tok, f"{path.name}@{digest}")
+        bank = GenericBank.load(path / GENERIC_DIR) if cfg.base_rows else None
+        return cls(model, tok, f"{path.name}@{digest}", bank)
+
+    def base_of(self, task: Task, arch: str):
+        """The request's base rows (a base_rows model with a generic network for it), else None."""
+        if not (self.cfg.base_rows and self.use_base):
+            return None
+        return encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels, self.cfg.chunk_size,
+                           self.cfg.codes_per_chunk)
 
     # ---- validation ----------------------------------------------------------------------------------------
     def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0) -> Request:
@@ -110,14 +123,15 @@ class ParameterGenerator:
                             .view(r.task.num_labels, k, -1))
         instr = embed_texts([r.instruction for r in requests])
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
+        bases = [self.base_of(r.task, arch) for r in requests]
         if books is None:
             codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
-                                       use_cache=self.use_cache)
+                                       use_cache=self.use_cache, bases=bases)
             states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
         else:
             codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
                                             seed=seeds[0], codebooks=books, mean_from=self.mean_from,
-                                            use_cache=self.use_cache)
+                                            use_cache=self.use_cache, bases=bases)
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s in zip(requests, states, support, seeds):

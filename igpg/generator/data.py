@@ -15,6 +15,7 @@ import torch
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
+from igpg.generator.base import base_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
 from igpg.generator.model import GeneratorConfig, class_slot
 from igpg.generator.rows import RowLayout, codes_to_rows, row_layout
@@ -31,6 +32,7 @@ class Example:
     rows: torch.Tensor  # (R, J, Q) codes, -1 where a chunk does not exist
     side: torch.Tensor  # (A,) per-layer scale tokens (layer_std normalisation), else empty
     phrasings: list[str]
+    base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base.py
 
 
 class ProfileBank:
@@ -158,6 +160,18 @@ def task_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: i
     return out
 
 
+def drift_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
+    """(B, R, KEY_HASHES) slots (of the drift table) of the key of (architecture, dataset, ordered labels, layer,
+    neuron) of every hidden row of a task with a grouped label; -1 elsewhere."""
+    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
+    for i, (t, a) in enumerate(zip(tasks, archs)):
+        if t.kind == "grouped":
+            keys = _neuron_keys(f"drift|{_arch_key(a)}|{t.dataset}|{t.labels}", a, cfg.chunk_size,
+                                cfg.codes_per_chunk, cfg.drift_keys, True)
+            out[i, : len(keys)] = keys
+    return out
+
+
 def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
     With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
@@ -183,6 +197,10 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
             rows["group_keys"] = group_keys(tasks, archs, cfg, rmax)
         if cfg.task_keys:
             rows["task_keys"] = task_keys(tasks, archs, cfg, rmax)
+    if cfg.drift_keys:
+        if tasks is None:
+            raise ValueError("drift keys need the tasks")
+        rows["drift_keys"] = drift_keys(tasks, archs, cfg, rmax)
     return rows, mask, head
 
 
@@ -217,4 +235,8 @@ class ExampleSampler:
         for i, e in enumerate(picked):
             side[i, : len(e.side)] = e.side
         batch.update(rows=rows, row_mask=mask, head_label=head, codes=codes, side=side)
+        if cfg.base_rows:
+            p_b = cfg.base_dropout if dropout else 0.0
+            bases = [None if rng.random() < p_b else e.base for e in picked]
+            batch["base"], batch["base_side"] = base_batch(bases, [e.arch for e in picked], cfg, rmax, jmax)
         return batch

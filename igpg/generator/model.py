@@ -76,6 +76,21 @@ class GeneratorConfig:
     # neuron): the address of a training task's own layers where the zoo fine-tuned them away from the generic
     # network (an unseen task's key is untrained and adds nothing)
     task_keys: bool = False
+    # base rows (generator/base.py): every row also sees the codes of the same row of the request's base network
+    # (the generic network's hidden rows; for output rows the mean generic row of the label's classes), per slot in
+    # the slot head and as a bag at the row's position, so that the decoder can copy what the zoo kept from the
+    # generic network and learn only what fine-tuning changed. In training the base is withheld this often, so
+    # that requests with no generic network (an architecture never trained on) decode from the conditions alone
+    base_rows: bool = False
+    base_dropout: float = 0.1
+    # drift keys (0 = off): a separate hashed table of this many slots (width drift_dim, projected to the model
+    # width) gives each hidden row of a task with a grouped label the key of (architecture, dataset, the ordered
+    # labels, layer, neuron). The zoo fine-tunes the hidden layers of such tasks away from the generic network, the
+    # same way for every seed (measured: seeds of a task 2.2 apart, 9.5 from the generic); with base rows alone the
+    # generated hidden layers stay generic while the output rows fit the fine-tuned ones. An unseen task's key was
+    # never trained (zero, unless it shares a slot with a trained one)
+    drift_keys: int = 0
+    drift_dim: int = 48
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -105,7 +120,7 @@ class GeneratorConfig:
         if self.row_context not in ROW_CONTEXTS:
             raise IgpgError(f"generator config: row_context must be one of {', '.join(ROW_CONTEXTS)}, "
                             f"got {self.row_context!r}")
-        for key in ("cond_dropout", "instr_dropout", "row_code_noise"):
+        for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
 
@@ -155,6 +170,17 @@ class WeightGenerator(nn.Module):
         self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
         # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
         self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
+        # base rows: per-slot code embeddings for the slot head, a bag for the row position, the base layer's
+        # scale token (index SIDE_VOCAB: none) and whether the row has a base at all
+        if cfg.drift_keys:
+            self.drift_key_emb = nn.Embedding(cfg.drift_keys, cfg.drift_dim)
+            nn.init.zeros_(self.drift_key_emb.weight)
+            self.drift_proj = nn.Linear(cfg.drift_dim, d, bias=False)
+        if cfg.base_rows:
+            self.base_code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)
+            self.base_bag_proj = nn.Linear(e, d)
+            self.base_side_emb = nn.Embedding(SIDE_VOCAB + 1, d)
+            self.base_flag_emb = nn.Embedding(2, d)
 
     # ---- conditions -> prefix ------------------------------------------------------------------------------
     def label_tokens(self, profiles: torch.Tensor, class_ids: torch.Tensor, label_mask: torch.Tensor,
@@ -192,6 +218,11 @@ class WeightGenerator(nn.Module):
                     keys = rows[name]
                     valid = (keys >= 0).float()[..., None]
                     pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+        if "drift_keys" in rows:
+            keys = rows["drift_keys"]
+            valid = (keys >= 0).float()[..., None]
+            pos = pos + self.drift_proj((self.drift_key_emb(keys.clamp(min=0)) * valid).sum(2)
+                                        / valid.sum(2).clamp(min=1))
         return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
@@ -206,6 +237,20 @@ class WeightGenerator(nn.Module):
         j = torch.arange(codes.shape[-2], device=codes.device)
         per_chunk = (self.code_vectors(codes).sum(-2) + self.chunk_emb(j)) * present[..., None]
         return self.bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+
+    def base_vectors(self, base: torch.Tensor) -> torch.Tensor:
+        """Base codes (..., Q), -1 for none -> per-level embeddings (..., Q, E) for the slot head, zero where none."""
+        q = torch.arange(base.shape[-1], device=base.device)
+        return self.base_code_emb[q, base.clamp(min=0)] * (base >= 0)[..., None]
+
+    def base_input(self, base: torch.Tensor, base_side: torch.Tensor) -> torch.Tensor:
+        """What a row position sees of its base row: base (B, R, J, Q) codes (-1 none), base_side (B, R) -> (B, R, D)"""
+        present = (base[..., 0] >= 0).float()
+        j = torch.arange(base.shape[-2], device=base.device)
+        per_chunk = (self.base_vectors(base).sum(-2) + self.chunk_emb(j)) * present[..., None]
+        bag = self.base_bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+        has = (present.sum(-1) > 0).long()
+        return bag * has[..., None] + self.base_side_emb(base_side) + self.base_flag_emb(has)
 
     def context(self, prev_codes: torch.Tensor) -> torch.Tensor:
         """What the next row position sees of the row before it: (..., J, Q) codes -> (..., D)."""
@@ -228,22 +273,31 @@ class WeightGenerator(nn.Module):
         return self.row_position(rows) + torch.cat([start, prev], 1) + head_labels
 
     # ---- the slot head ------------------------------------------------------------------------------------
-    def slot_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, prev_codes: torch.Tensor) -> torch.Tensor:
+    def slot_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, prev_codes: torch.Tensor,
+                    base: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of every level of a set of chunks.
 
         h (M, D) hidden state of each chunk's row, chunk_j (M,) chunk index in its row, prev_codes (M, Q) the codes
-        of the levels below (teacher forcing; only levels < q are read for level q) -> (M, Q, V)
+        of the levels below (teacher forcing; only levels < q are read for level q), base (M, Q) the base row's
+        codes of the same chunk (-1 none; with base_rows) -> (M, Q, V)
         """
-        base = self.slot_in(h) + self.chunk_emb(chunk_j)  # (M, E)
+        start = self.slot_in(h) + self.chunk_emb(chunk_j)  # (M, E)
         lower = self.code_vectors(prev_codes)  # (M, Q, E)
         lower = torch.cumsum(lower, 1) - lower  # exclusive: level q sees levels < q
-        u = self.slot_mlp(self.slot_norm(base[:, None] + self.level_emb[None] + lower))  # (M, Q, E)
+        x = start[:, None] + self.level_emb[None] + lower
+        if base is not None:
+            x = x + self.base_vectors(base)
+        u = self.slot_mlp(self.slot_norm(x))  # (M, Q, E)
         return torch.einsum("mqe,qev->mqv", u, self.to_logits)
 
-    def level_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, lower_sum: torch.Tensor, q: int) -> torch.Tensor:
-        """Logits of level q only, given the summed embeddings of the levels below: (M, V). For sampling."""
-        u = self.slot_mlp(self.slot_norm(self.slot_in(h) + self.chunk_emb(chunk_j) + self.level_emb[q] + lower_sum))
-        return u @ self.to_logits[q]
+    def level_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, lower_sum: torch.Tensor, q: int,
+                     base_q: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of level q only, given the summed embeddings of the levels below (and the base code of level q,
+        (M,), -1 none): (M, V). For sampling."""
+        x = self.slot_in(h) + self.chunk_emb(chunk_j) + self.level_emb[q] + lower_sum
+        if base_q is not None:
+            x = x + self.base_code_emb[q, base_q.clamp(min=0)] * (base_q >= 0)[:, None]
+        return self.slot_mlp(self.slot_norm(x)) @ self.to_logits[q]
 
     # ---- training forward -----------------------------------------------------------------------------------
     def forward(self, batch: dict) -> dict:
@@ -254,7 +308,10 @@ class WeightGenerator(nn.Module):
         pre_mask = torch.cat([torch.ones_like(b["label_mask"][:, :1]), b["label_mask"], b["arch_mask"]], 1)
         head_lab = torch.gather(labels, 1, b["head_label"].clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
         head_lab = head_lab * (b["head_label"] >= 0)[..., None]
-        x = torch.cat([pre, self.row_inputs(b["rows"], b["codes"], head_lab)], 1)
+        row_in = self.row_inputs(b["rows"], b["codes"], head_lab)
+        if self.cfg.base_rows:
+            row_in = row_in + self.base_input(b["base"], b["base_side"])
+        x = torch.cat([pre, row_in], 1)
         mask = torch.cat([pre_mask, b["row_mask"]], 1).bool()
         h = self.decoder(x, mask=mask)[:, pre.shape[1]:]  # (B, R, D)
         valid = b["codes"][..., 0] >= 0  # (B, R, J) chunks that exist
@@ -263,7 +320,7 @@ class WeightGenerator(nn.Module):
             keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         target = b["codes"][bi, ri, ji]  # (M, Q)
-        logits = self.slot_logits(h[bi, ri], ji, target)
+        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         out = {"code_loss": loss, "codes": target.numel()}
         if self.side_head is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from igpg.generator.base import base_batch
 from igpg.generator.data import condition_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
 from igpg.generator.rows import row_layout
@@ -71,8 +72,11 @@ class _Stepper:
 @torch.no_grad()
 def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
-                 return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None):
+                 return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
+                 bases: list | None = None):
     """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`).
+
+    `bases`: with a base_rows model, each request's base (`generator.base.encode_base`'s result, or None).
 
     With `return_logits`, also returns the level-0 logits of every chunk in decoding order (for cache parity tests).
     With `codebooks` (Q, V, Dz) (the tokenizer's residual codebooks) and `mean_from`, also returns latents (B, N, Dz):
@@ -98,6 +102,11 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
     pos = pos + head_lab * (head >= 0)[..., None]
     lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    base = None
+    if cfg.base_rows:
+        base, base_side = base_batch(list(bases or [None] * b) * (2 if guided else 1), archs * (2 if guided else 1),
+                                     cfg, len(lay), lay.max_chunks)
+        pos = pos + model.base_input(base, base_side)
     q_levels = cfg.codes_per_chunk
     out = torch.empty(b, int(lay.chunks.sum()), q_levels, dtype=torch.int64)
     side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64)
@@ -120,7 +129,8 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         lower = torch.zeros(bb * n, cfg.slot_dim)
         codes = torch.empty(b, n, q_levels, dtype=torch.int64)
         for q in range(q_levels):
-            logits = model.level_logits(hj, jj, lower, q).view(bb, n, -1)
+            base_q = None if base is None else base[:, r, :n, q].reshape(-1)
+            logits = model.level_logits(hj, jj, lower, q, base_q).view(bb, n, -1)
             if guided:
                 logits = logits[b:] + sc.guidance * (logits[:b] - logits[b:])
             if return_logits and q == 0:
@@ -146,7 +156,8 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     return (out, side, logits_trace) if return_logits else (out, side)
 
 
-def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr, codes: torch.Tensor) -> list:
+def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr, codes: torch.Tensor,
+                       bases: list | None = None) -> list:
     """Level-0 logits of every row, from ONE forward pass over the whole sequence with the given codes (teacher
     forcing, no cache): what `sample_codes(..., return_logits=True)` must reproduce step by step."""
     cfg = model.cfg
@@ -162,11 +173,18 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     row_codes[:, valid] = codes[:, lay.chunk_index[valid]]
     head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
     head_lab = head_lab * (head >= 0)[..., None]
-    x = torch.cat([prefix, model.row_inputs(rows, row_codes, head_lab)], 1)
+    row_in = model.row_inputs(rows, row_codes, head_lab)
+    base = None
+    if cfg.base_rows:
+        base, base_side = base_batch(list(bases or [None] * b), [arch] * b, cfg, len(lay), lay.max_chunks)
+        row_in = row_in + model.base_input(base, base_side)
+    x = torch.cat([prefix, row_in], 1)
     h = model.decoder(x)[:, prefix.shape[1]:]
     out = []
     for r in range(len(lay)):
         n = int(lay.chunks[r])
         hj = h[:, r, None].expand(-1, n, -1).reshape(b * n, -1)
-        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0).view(b, n, -1))
+        base_q = None if base is None else base[:, r, :n, 0].reshape(-1)
+        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0, base_q)
+                   .view(b, n, -1))
     return out

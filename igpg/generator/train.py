@@ -34,6 +34,7 @@ from igpg.checkpoint import (
 )
 from igpg.data import Task
 from igpg.errors import IgpgError
+from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
 from igpg.generator.model import GeneratorConfig, WeightGenerator
 from igpg.generator.rows import row_layout
@@ -43,6 +44,7 @@ from igpg.tokenizer.train import TRAIN_SPLIT
 from igpg.zoo.catalogue import Catalogue
 
 KIND = "igpg-weight-generator"
+DRIFT_LR_SCALE = 10.0
 
 
 def config_from_dict(raw: dict) -> GeneratorConfig:
@@ -53,7 +55,10 @@ def load_generator_config(path: str | Path) -> GeneratorConfig:
     return load_yaml_config(GeneratorConfig, path, "generator")
 
 
-def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT) -> list[Example]:
+def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT,
+                  tokenizer: WeightTokenizer | None = None, bank: GenericBank | None = None) -> list[Example]:
+    """The training networks as examples; with `cfg.base_rows`, each with its base row codes (encoded once per
+    architecture, dataset and labels with `tokenizer` from the generic networks in `bank`)."""
     zoo = Catalogue(zoo_dir)
     try:
         rows = zoo.rows(where)
@@ -66,6 +71,7 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
                             f"{', '.join(sorted(known))}")
     rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
     codes = load_codes(codes_dir)
+    bases: dict[tuple, tuple | None] = {}
     out = []
     for r in rows:
         if r["net_id"] not in codes:
@@ -73,7 +79,15 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
         c = codes[r["net_id"]]
         lay = row_layout(r["arch"], cfg.chunk_size, cfg.codes_per_chunk)
         task = Task.from_classes(r["dataset"], r["labels"])
-        out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"])))
+        base = None
+        if cfg.base_rows:
+            key = (r["arch"], r["dataset"], json.dumps(r["labels"]))
+            if key not in bases:
+                bases[key] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
+                                         cfg.codes_per_chunk)
+            base = bases[key]
+        out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
+                           base))
     if not out:
         raise IgpgError(f"zoo {zoo_dir} has no training networks")
     return out
@@ -96,13 +110,18 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     cfg = dataclasses.replace(cfg, vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk,
                               chunk_size=tok.cfg.chunk_size, tokenizer=tokenizer_dir.name,
                               side_tokens=tok.cfg.normalisation == "layer_std")
-    examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg)
+    bank = GenericBank.from_zoo(zoo_dir, cfg.exclude_datasets) if cfg.base_rows else None
+    examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg, tokenizer=tok, bank=bank)
     torch.manual_seed(cfg.seed)
     model = WeightGenerator(cfg).to(ctx.device)  # the CPU unless torchrun runs one process per GPU
+    sparse = [p for n, p in model.named_parameters() if n == "drift_key_emb.weight"]  # drift keys: own lr
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    no_decay = [p for n, p in model.named_parameters()
+                if not (p.ndim >= 2 and "emb" not in n) and n != "drift_key_emb.weight"]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if sparse:  # each key is drawn only with its task (a few % of steps): it learns at DRIFT_LR_SCALE x the lr
+        groups.append({"params": sparse, "weight_decay": 0.0, "lr_scale": DRIFT_LR_SCALE})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
     step = 0
     if (out / "config.json").exists():
@@ -121,13 +140,15 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     sampler = ExampleSampler(examples, cfg)
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if bank is not None and not (out / GENERIC_DIR).is_dir():  # the bases travel with the checkpoint
+            bank.save(out / GENERIC_DIR)
     distributed.check_same(step, "the step to resume from", ctx)  # also: no rank replaces it before all read it
     ddp = distributed.wrap(model, ctx)
     model.train()
     t0, done_here, losses = time.perf_counter(), 0, []
     while step < cfg.steps and (stop_after is None or done_here < stop_after):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg)
+            group["lr"] = _lr(step, cfg) * group.get("lr_scale", 1.0)
         if ctx.distributed:
             torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step noise, resumable
         batch = sampler.batch(rng)  # the global batch: the same on every rank (one RNG, saved with the checkpoint)

@@ -1,0 +1,128 @@
+"""Base rows: the generic network's rows for a request, handed to the generator as an input it can copy.
+
+The default zoo fine-tunes every task network from one generic network per architecture and dataset (trained on
+all classes), its output rows started from the generic rows of their classes. The *base* of a request is that
+starting point, built from the generic network alone (no task network): its hidden layers, and for output label i
+the mean of the generic output rows of label i's classes (bias + log of the group size, so that a group scores
+like the log-sum of its classes). The generator sees the base's codes row by row (`GeneratorConfig.base_rows`) and
+learns what to keep and what to change; where no generic network of those hidden layers and that dataset exists (an
+architecture never trained on) it decodes without a base, as it learned to with `base_dropout`.
+
+Only generic networks of training-split architectures become bases: a held-out architecture stays held out.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from igpg.arch import ArchSpec
+from igpg.data import load_dataset
+from igpg.errors import IgpgError
+from igpg.io import load_weights, save_weights
+
+GENERIC_DIR = "generic"  # inside a generator checkpoint / release directory
+
+
+def base_state(generic: dict[str, torch.Tensor], labels) -> dict[str, torch.Tensor]:
+    """The base weights for `labels` (class ids or groups of them) from a generic network's state dict."""
+    groups = [x if isinstance(x, (list, tuple)) else [x] for x in labels]
+    state = {k: v.clone() for k, v in generic.items()}
+    w, b = generic["head.weight"], generic["head.bias"]
+    state["head.weight"] = torch.stack([w[list(g)].mean(0) for g in groups])
+    state["head.bias"] = torch.stack([b[list(g)].mean() + math.log(len(g)) for g in groups])
+    return state
+
+
+def generic_key(arch: str, dataset: str) -> str:
+    """Which generic network serves an architecture on a dataset: its hidden layers with the dataset's classes."""
+    return f"{ArchSpec.parse(arch).with_outputs(load_dataset(dataset).num_classes)}@{dataset}"
+
+
+class GenericBank:
+    """Generic networks by (architecture with all classes, dataset), read from a directory of safetensors."""
+
+    def __init__(self, states: dict[str, dict[str, torch.Tensor]] | None = None):
+        self.states = states or {}
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @classmethod
+    def from_zoo(cls, zoo_dir: str | Path, exclude_datasets=()) -> "GenericBank":
+        """The zoo's generic networks of training-split architectures."""
+        from igpg.zoo.catalogue import Catalogue
+
+        zoo = Catalogue(zoo_dir)
+        try:
+            rows = zoo.rows("n.role='generic' AND a.split='train'")
+            states = {f"{r['arch']}@{r['dataset']}": zoo.load(r["net_id"]).state_dict() for r in rows
+                      if r["dataset"] not in exclude_datasets}
+        finally:
+            zoo.close()
+        return cls(states)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "GenericBank":
+        directory = Path(directory)
+        states = {}
+        if directory.is_dir():
+            for p in sorted(directory.glob("*.safetensors")):
+                state, meta = load_weights(p)
+                if "igpg.generic" not in meta:
+                    raise IgpgError(f"{p}: not a generic network file (no igpg.generic metadata)")
+                states[meta["igpg.generic"]] = state
+        return cls(states)
+
+    def save(self, directory: str | Path) -> None:
+        """Write the bank as `directory/NNN.safetensors`, whole or not at all (a temporary directory, renamed)."""
+        directory = Path(directory)
+        tmp = directory.with_name(f".{directory.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for i, (key, state) in enumerate(sorted(self.states.items())):
+            save_weights(tmp / f"{i:03d}.safetensors", state, {"igpg.generic": key})
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)
+
+    def base(self, arch: str, dataset: str, labels) -> dict[str, torch.Tensor] | None:
+        """The base weights of a request, or None when the bank has no generic network for it."""
+        generic = self.states.get(generic_key(arch, dataset))
+        return None if generic is None else base_state(generic, labels)
+
+
+def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
+                codes_per_chunk: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request, or None without a generic network."""
+    from igpg.generator.rows import codes_to_rows, row_layout
+
+    state = bank.base(arch, dataset, labels)
+    if state is None:
+        return None
+    codes = tokenizer.encode(state, arch)
+    lay = row_layout(arch, chunk_size, codes_per_chunk)
+    rows = codes_to_rows(codes.indices, lay).view(len(lay), lay.max_chunks, lay.codes_per_chunk)
+    return rows, codes.side
+
+
+def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad the requests' bases (each `encode_base`'s result or None) into base (B, R, J, Q) codes (-1 none) and
+    base_side (B, R): the side token of each row's layer shifted to 0..255, SIDE_VOCAB where none."""
+    from igpg.generator.model import SIDE_OFFSET, SIDE_VOCAB
+    from igpg.generator.rows import row_layout
+
+    base = torch.full((len(bases), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
+    side = torch.full((len(bases), rmax), SIDE_VOCAB, dtype=torch.int64)
+    for i, (b, arch) in enumerate(zip(bases, archs)):
+        if b is None:
+            continue
+        rows, layer_side = b
+        base[i, : rows.shape[0], : rows.shape[1]] = rows
+        if len(layer_side):
+            lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+            side[i, : len(lay)] = layer_side[lay.layer_index] + SIDE_OFFSET
+    return base, side
