@@ -266,6 +266,9 @@ def generate_cmd(
     acc = evaluate(net, dataset, classes, split="test")  # the same string the task was parsed from
     out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
               f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+    if gen.cfg.base_rows and not net.igpg_base:
+        out.print(f"note: this model ships no generic network of these hidden layers on {dataset}, so the network was "
+                  "decoded without a base: expect near-chance accuracy (see the model card)")
 
 
 @eval_app.command("generator")

@@ -234,9 +234,10 @@ def fake_base(arch: str, seed: int = 0):
     return rows, torch.randint(-5, 5, (int(lay.layer_index.max()) + 1,), generator=gen)
 
 
+@pytest.mark.parametrize("row_context", ["previous", "none"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
-def test_kv_cache_parity_with_base_rows(arch):
-    model = tiny_model(row_context="none", row_keys=64, base_rows=True)
+def test_kv_cache_parity_with_base_rows(arch, row_context):
+    model = tiny_model(row_context=row_context, row_keys=64, base_rows=True)
     with torch.no_grad():
         model.base_code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -318,6 +319,7 @@ def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny
     for arch in ("mlp:64-16-3", "mlp:64-24-3"):  # with a base, and a held-out architecture without one
         net = gen.generate("Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch=arch)
         assert net(torch.randn(2, 64)).shape == (2, 3)
+        assert net.igpg_base == (arch == "mlp:64-16-3")
 
 
 def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():

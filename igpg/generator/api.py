@@ -134,10 +134,11 @@ class ParameterGenerator:
                                             use_cache=self.use_cache, bases=bases)
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
-        for r, state, (x, y), s in zip(requests, states, support, seeds):
+        for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
             net = r.spec.build()
             net.load_state_dict(state, strict=True)
             net.eval()
+            net.igpg_base = base is not None  # decoded from a generic network's rows (base_rows models)
             out.append(Candidate(net, accuracy(net, x, y), s))
         return out
 
