@@ -3,6 +3,10 @@
     gen = igpg.ParameterGenerator.from_pretrained()          # the released default
     net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8],
                        arch="mlp:64-32-3", samples=1, seed=0)
+
+A base_rows generator (the released default) starts every request from the generic network of its hidden layers
+and dataset, shipped in the model directory's generic/ (generator/base.py); `net.igpg_base` says whether one was
+found (without one the network is decoded from the conditions alone, near chance for the released default).
 """
 
 from __future__ import annotations
