@@ -70,6 +70,8 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
             raise IgpgError(f"exclude_datasets: {d!r} is not a dataset of zoo {zoo_dir}; its datasets: "
                             f"{', '.join(sorted(known))}")
     rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
+    if cfg.base_rows and (tokenizer is None or bank is None):
+        raise ValueError("base rows need the tokenizer and the generic networks")  # a programming error
     codes = load_codes(codes_dir)
     bases: dict[tuple, tuple | None] = {}
     out = []
