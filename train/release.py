@@ -15,6 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
+from igpg.generator.base import GENERIC_DIR, GenericBank
 from igpg.io import load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +38,10 @@ def main() -> None:
             state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
         save_weights(dst / "model.safetensors", state, meta)
         shutil.copy(src / "config.json", dst / "config.json")
-    shutil.rmtree(gen_out / "generic", ignore_errors=True)
-    if (args.generator / "generic").is_dir():  # the bases of a base_rows generator (small: the generic networks)
-        shutil.copytree(args.generator / "generic", gen_out / "generic")
+    if (args.generator / GENERIC_DIR).is_dir():  # the bases of a base_rows generator (small: the generic networks)
+        GenericBank.load(args.generator / GENERIC_DIR).save(gen_out / GENERIC_DIR)  # whole or not at all
+    else:
+        shutil.rmtree(gen_out / GENERIC_DIR, ignore_errors=True)
     meta = json.loads((gen_out / "config.json").read_text())
     meta["config"]["tokenizer"] = tok_name
     (gen_out / "config.json").write_text(json.dumps(meta, indent=1))

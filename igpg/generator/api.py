@@ -63,6 +63,7 @@ class ParameterGenerator:
         # base_rows models: the generic networks whose rows a request starts from (none: decode without a base)
         self.bank = bank if bank is not None else GenericBank()
         self.use_base = True  # False: a base_rows model decodes every request without a base (as for unseen archs)
+        self._bases: dict[tuple, tuple | None] = {}  # encoded bases by (arch, dataset, labels): best-of-K reuses them
         self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
         self.use_cache = True  # KV cache in sampling; False recomputes the whole sequence per row (same outputs, slower)
 
@@ -90,8 +91,11 @@ class ParameterGenerator:
         """The request's base rows (a base_rows model with a generic network for it), else None."""
         if not (self.cfg.base_rows and self.use_base):
             return None
-        return encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels, self.cfg.chunk_size,
-                           self.cfg.codes_per_chunk)
+        key = (arch, task.dataset, task.labels)
+        if key not in self._bases:
+            self._bases[key] = encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels,
+                                           self.cfg.chunk_size, self.cfg.codes_per_chunk)
+        return self._bases[key]
 
     # ---- validation ----------------------------------------------------------------------------------------
     def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0) -> Request:

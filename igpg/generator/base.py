@@ -23,7 +23,10 @@ import torch
 from igpg.arch import ArchSpec
 from igpg.data import load_dataset
 from igpg.errors import IgpgError
+from igpg.generator.model import SIDE_OFFSET, SIDE_VOCAB
+from igpg.generator.rows import codes_to_rows, row_layout
 from igpg.io import load_weights, save_weights
+from igpg.zoo.catalogue import Catalogue
 
 GENERIC_DIR = "generic"  # inside a generator checkpoint / release directory
 
@@ -55,8 +58,6 @@ class GenericBank:
     @classmethod
     def from_zoo(cls, zoo_dir: str | Path, exclude_datasets=()) -> "GenericBank":
         """The zoo's generic networks of training-split architectures."""
-        from igpg.zoo.catalogue import Catalogue
-
         zoo = Catalogue(zoo_dir)
         try:
             rows = zoo.rows("n.role='generic' AND a.split='train'")
@@ -98,8 +99,6 @@ class GenericBank:
 def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
                 codes_per_chunk: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request, or None without a generic network."""
-    from igpg.generator.rows import codes_to_rows, row_layout
-
     state = bank.base(arch, dataset, labels)
     if state is None:
         return None
@@ -112,9 +111,6 @@ def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, c
 def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad the requests' bases (each `encode_base`'s result or None) into base (B, R, J, Q) codes (-1 none) and
     base_side (B, R): the side token of each row's layer shifted to 0..255, SIDE_VOCAB where none."""
-    from igpg.generator.model import SIDE_OFFSET, SIDE_VOCAB
-    from igpg.generator.rows import row_layout
-
     base = torch.full((len(bases), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
     side = torch.full((len(bases), rmax), SIDE_VOCAB, dtype=torch.int64)
     for i, (b, arch) in enumerate(zip(bases, archs)):

@@ -125,6 +125,12 @@ class GeneratorConfig:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
 
 
+def mean_key(table: nn.Embedding, keys: torch.Tensor) -> torch.Tensor:
+    """(B, R, M) hashed slots (-1 pad) -> (B, R, width): the mean of each row's slot vectors (zero if none)."""
+    valid = (keys >= 0).float()[..., None]
+    return (table(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+
+
 def class_slot(dataset: str, cls: int, slots: int) -> int:
     """A stable hashed index for (dataset, class) (the same in every process)."""
     import hashlib
@@ -170,12 +176,13 @@ class WeightGenerator(nn.Module):
         self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
         # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
         self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
-        # base rows: per-slot code embeddings for the slot head, a bag for the row position, the base layer's
-        # scale token (index SIDE_VOCAB: none) and whether the row has a base at all
+        # drift keys: their own zero-initialised table, projected to the model width
         if cfg.drift_keys:
             self.drift_key_emb = nn.Embedding(cfg.drift_keys, cfg.drift_dim)
             nn.init.zeros_(self.drift_key_emb.weight)
             self.drift_proj = nn.Linear(cfg.drift_dim, d, bias=False)
+        # base rows: per-slot code embeddings for the slot head, a bag for the row position, the base layer's
+        # scale token (index SIDE_VOCAB: none) and whether the row has a base at all
         if cfg.base_rows:
             self.base_code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)
             self.base_bag_proj = nn.Linear(e, d)
@@ -213,16 +220,11 @@ class WeightGenerator(nn.Module):
                + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
                + self.row_feat(feat) + self.type_emb.weight[3])
         if self.row_key_emb is not None:
-            for name in ("keys", "group_keys", "task_keys"):  # (B, R, M) slots, -1 pad: each adds its mean key
+            for name in ("keys", "group_keys", "task_keys"):  # each adds its mean key
                 if name in rows:
-                    keys = rows[name]
-                    valid = (keys >= 0).float()[..., None]
-                    pos = pos + (self.row_key_emb(keys.clamp(min=0)) * valid).sum(2) / valid.sum(2).clamp(min=1)
+                    pos = pos + mean_key(self.row_key_emb, rows[name])
         if "drift_keys" in rows:
-            keys = rows["drift_keys"]
-            valid = (keys >= 0).float()[..., None]
-            pos = pos + self.drift_proj((self.drift_key_emb(keys.clamp(min=0)) * valid).sum(2)
-                                        / valid.sum(2).clamp(min=1))
+            pos = pos + self.drift_proj(mean_key(self.drift_key_emb, rows["drift_keys"]))
         return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
@@ -231,12 +233,17 @@ class WeightGenerator(nn.Module):
         vec = self.code_emb[q, codes.clamp(min=0)]
         return vec * (codes >= 0)[..., None]
 
-    def bag(self, codes: torch.Tensor) -> torch.Tensor:
-        """A row's codes (..., J, Q) -> one input vector (..., D): mean over chunks of their summed level codes."""
+    def _bag(self, vectors: torch.Tensor, codes: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+        """Per-level code vectors (..., J, Q, E) of a row's codes (..., J, Q) -> (..., D): `proj` of the mean over
+        the row's chunks of their summed levels (+ chunk position)."""
         present = (codes[..., 0] >= 0).float()
         j = torch.arange(codes.shape[-2], device=codes.device)
-        per_chunk = (self.code_vectors(codes).sum(-2) + self.chunk_emb(j)) * present[..., None]
-        return self.bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+        per_chunk = (vectors.sum(-2) + self.chunk_emb(j)) * present[..., None]
+        return proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+
+    def bag(self, codes: torch.Tensor) -> torch.Tensor:
+        """A row's codes (..., J, Q) -> one input vector (..., D): mean over chunks of their summed level codes."""
+        return self._bag(self.code_vectors(codes), codes, self.bag_proj)
 
     def base_vectors(self, base: torch.Tensor) -> torch.Tensor:
         """Base codes (..., Q), -1 for none -> per-level embeddings (..., Q, E) for the slot head, zero where none."""
@@ -245,11 +252,8 @@ class WeightGenerator(nn.Module):
 
     def base_input(self, base: torch.Tensor, base_side: torch.Tensor) -> torch.Tensor:
         """What a row position sees of its base row: base (B, R, J, Q) codes (-1 none), base_side (B, R) -> (B, R, D)"""
-        present = (base[..., 0] >= 0).float()
-        j = torch.arange(base.shape[-2], device=base.device)
-        per_chunk = (self.base_vectors(base).sum(-2) + self.chunk_emb(j)) * present[..., None]
-        bag = self.base_bag_proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
-        has = (present.sum(-1) > 0).long()
+        has = (base[..., 0] >= 0).any(-1).long()
+        bag = self._bag(self.base_vectors(base), base, self.base_bag_proj)
         return bag * has[..., None] + self.base_side_emb(base_side) + self.base_flag_emb(has)
 
     def context(self, prev_codes: torch.Tensor) -> torch.Tensor:
