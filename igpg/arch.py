@@ -257,6 +257,10 @@ class Net(nn.Module):
         self.head = nn.Linear(spec.hidden[-1], spec.num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))  # (B, O)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the last hidden layer's activations (a CNN: globally average-pooled), (B, F)."""
         spec = self.spec
         if x.dim() != 2 or x.shape[1] != spec.input_dim:
             raise IgpgError(f"network '{spec}' takes a flat input (B, {spec.input_dim}), got {tuple(x.shape)}")
@@ -268,7 +272,7 @@ class Net(nn.Module):
             x = self.act(layer(x))
         if spec.conv_dims:
             x = reduce(x, "b c ... -> b c", "mean")  # global average pooling
-        return self.head(x)  # (B, O)
+        return x
 
 
 parse_arch = ArchSpec.parse

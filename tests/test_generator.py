@@ -332,3 +332,127 @@ def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():
     assert (a[:16] >= 0).all() and (a[16:] == -1).all()  # hidden rows only
     assert len({tuple(r.tolist()) for r in a[:16]}) == 16
     assert not torch.equal(a, key([5, [3, 4], 8]))  # another order is another task
+
+
+# ---- head features (generator/features.py) ----------------------------------------------------------------------
+
+def code_features(arch: str, labels: int):
+    """A stand-in for the tokenizer-backed callback that depends on the hidden codes only (so the parity test can
+    check that the output rows see what was decoded): head features (L, J, 2C) from the hidden rows' codes."""
+    from igpg.generator.features import feature_slots
+
+    lay = row_layout(arch, 8, 2)
+    hidden_chunks = int(lay.chunks[~lay.is_head].sum())
+    fan_in = int(lay.fan_in[lay.is_head][0])
+
+    def fn(codes, side):
+        out = []
+        for c in codes:
+            h = c[:hidden_chunks].float()
+            protos = torch.stack([torch.cos(h[:, 0] * (i + 1))[:fan_in] + h[:, 1].mean() / (i + 1)
+                                  for i in range(labels)])
+            out.append(feature_slots(protos, 8, lay.max_chunks))
+        return out
+
+    return fn
+
+
+@pytest.mark.parametrize("row_context", ["previous", "none"])
+@pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
+def test_kv_cache_parity_with_head_features(arch, row_context):
+    model = tiny_model(row_context=row_context, row_keys=64, base_rows=True, head_features=True)
+    with torch.no_grad():
+        model.feat_proj.weight.normal_(0, 1.0)  # zero at init: make the features count
+    task = Task.from_classes("digits", [3, [4, 6], 8])
+    prof, instr = conditions(task)
+    sc = SamplingConfig(temperature=1.0)
+    kw = dict(bases=[fake_base(arch)], head_features=code_features(arch, 3))
+    codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True, **kw)
+    codes2, _, plain = sample_codes(model, [task], arch, prof, instr, sc, seed=1, use_cache=False, return_logits=True,
+                                    **kw)
+    full = decode_logits_full(model, [task], arch, prof, instr, codes, side=side, **kw)
+    assert torch.equal(codes, codes2)
+    for a, b, c in zip(cached, plain, full):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
+
+
+def test_output_rows_see_the_hidden_rows_through_their_features():
+    """With no row chain, an output row's logits move when the hidden codes move only because its head features
+    do; the hidden rows' own logits never see the features."""
+    model = tiny_model(row_context="none", head_features=True)
+    with torch.no_grad():
+        model.feat_proj.weight.normal_(0, 1.0)
+    task = Task.from_classes("digits", [3, 5, 8])
+    prof, instr = conditions(task)
+    arch = "mlp:64-16-3"
+    fn = code_features(arch, 3)
+    a = torch.zeros(1, count_chunks(arch, 8), 2, dtype=torch.int64)
+    b = a.clone()
+    b[0, :8, 0] = 7  # the first hidden row's codes
+    side = torch.zeros(1, 2, dtype=torch.int64)
+    with torch.no_grad():
+        la = decode_logits_full(model, [task], arch, prof, instr, a, side=side, head_features=fn)
+        lb = decode_logits_full(model, [task], arch, prof, instr, b, side=side, head_features=fn)
+        lz = decode_logits_full(model, [task], arch, prof, instr, b, side=side,
+                                head_features=lambda c, s: [torch.zeros_like(f) for f in fn(c, s)])
+    for r in range(16):  # hidden rows: the same logits whatever the features
+        torch.testing.assert_close(la[r], lb[r])
+        torch.testing.assert_close(lb[r], lz[r])
+    for r in range(16, 19):
+        assert float((la[r] - lb[r]).abs().max()) > 1e-3
+        assert float((lb[r] - lz[r]).abs().max()) > 1e-3
+
+
+def test_feature_slots_lay_each_fan_in_position_on_its_chunk():
+    from igpg.generator.features import feature_slots
+
+    torch.manual_seed(0)
+    protos = torch.randn(3, 20) + 2.0  # 3 labels, a head with fan-in 20: rows of 21 values, 3 chunks of 8
+    slots = feature_slots(protos, 8, 4)
+    assert slots.shape == (3, 4, 16)
+    contrast, proto = slots[..., :8].flatten(1), slots[..., 8:].flatten(1)  # (3, 32) each, position f at f
+    torch.testing.assert_close(contrast.sum(0), torch.zeros(32), atol=1e-5, rtol=0)  # a contrast between labels
+    assert (contrast[:, 20:] == 0).all() and (proto[:, 20:] == 0).all()  # the bias and the padding: nothing
+    torch.testing.assert_close(proto[:, :20] / protos, torch.full((3, 20), float(1 / protos.pow(2).mean().sqrt())))
+    torch.testing.assert_close(feature_slots(protos * 7.5, 8, 4), slots)  # scale-free
+
+
+def test_prototypes_are_label_means_of_the_head_inputs():
+    from igpg.generator.features import prototypes
+
+    for arch in ("mlp:64-16-3", "cnn:1x8x8-4-8-3"):
+        torch.manual_seed(0)
+        net = ArchSpec.parse(arch).build()
+        task = Task.from_classes("digits", [3, [4, 6], 8])
+        x, y = support_set(task, 5, seed=0)
+        p = prototypes(net, x, 3)
+        assert p.shape == (3, net.head.in_features)
+        for i in range(3):
+            torch.testing.assert_close(p[i], net.features(x[y == i]).mean(0))
+        torch.testing.assert_close(net.head(net.features(x)), net(x))
+
+
+def test_head_features_generator_trains_and_decodes_from_its_own_hidden_layers(tiny_zoo, tiny_pipeline, tmp_path):
+    """Trained a few steps, the features a generation used are the prototypes of the returned network's own
+    hidden layers on the request's support samples."""
+    from igpg.generator.features import feature_slots, prototypes
+
+    d, gcfg = tiny_pipeline
+    cfg = dataclasses.replace(gcfg, row_keys=64, base_rows=True, head_features=True, feature_pool=4, steps=4)
+    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
+    gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
+    assert gen.cfg.head_features and float(gen.model.feat_proj.weight.detach().abs().sum()) > 0  # it learned something
+    seen = []
+    inner = gen._head_features
+
+    def spy(requests, arch, support_x):
+        fn = inner(requests, arch, support_x)
+        return lambda codes, side: seen.append(fn(codes, side)) or seen[-1]
+
+    gen._head_features = spy
+    task = Task.from_classes("digits", [3, [5, 6], 8])
+    net = gen.generate("Classify 3, 5 or 6, and 8", dataset="digits", classes=[3, [5, 6], 8], arch="mlp:64-16-3")
+    assert len(seen) == 1
+    x, _ = support_set(task, cfg.k_support, seed=0)
+    torch.testing.assert_close(seen[0][0], feature_slots(prototypes(net, x, 3), 8, seen[0][0].shape[1]))

@@ -17,6 +17,7 @@ from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.generator.base import base_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
+from igpg.generator.features import FEATURE_CHANNELS, feature_slots, sample_prototypes
 from igpg.generator.model import GeneratorConfig, class_slot
 from igpg.generator.rows import RowLayout, codes_to_rows, row_layout
 from igpg.text import embed_texts
@@ -33,6 +34,7 @@ class Example:
     side: torch.Tensor  # (A,) per-layer scale tokens (layer_std normalisation), else empty
     phrasings: list[str]
     base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base.py
+    feats: torch.Tensor | None = None  # (classes, P, F) head inputs on the feature pool: generator/features.py
 
 
 class ProfileBank:
@@ -172,6 +174,20 @@ def drift_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: 
     return out
 
 
+def head_feature_batch(slots: list[torch.Tensor | None], archs: list[str], cfg: GeneratorConfig, rmax: int,
+                       jmax: int) -> torch.Tensor:
+    """Each request's head features (L, J, 2C) (`features.feature_slots`, or None) placed at its output rows ->
+    (B, R, J, 2C), zero for hidden rows."""
+    out = torch.zeros(len(archs), rmax, jmax, FEATURE_CHANNELS * cfg.chunk_size)
+    for i, (f, a) in enumerate(zip(slots, archs)):
+        if f is None:
+            continue
+        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
+        heads = lay.is_head.nonzero().squeeze(1)
+        out[i, heads, : f.shape[1]] = f[lay.row[heads]]
+    return out
+
+
 def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
     With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
@@ -239,4 +255,8 @@ class ExampleSampler:
             p_b = cfg.base_dropout if dropout else 0.0
             bases = [None if rng.random() < p_b else e.base for e in picked]
             batch["base"], batch["base_side"] = base_batch(bases, [e.arch for e in picked], cfg, rmax, jmax)
+        if cfg.head_features:
+            slots = [feature_slots(sample_prototypes(e.feats, e.task, cfg.k_support, rng), cfg.chunk_size, e.rows.shape[1])
+                     for e in picked]
+            batch["head_feat"] = head_feature_batch(slots, [e.arch for e in picked], cfg, rmax, jmax)
         return batch

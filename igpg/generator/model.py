@@ -91,6 +91,14 @@ class GeneratorConfig:
     # never trained (zero, unless it shares a slot with a trained one)
     drift_keys: int = 0
     drift_dim: int = 48
+    # head features (generator/features.py): every chunk of an output row also sees its label's prototype (the mean
+    # feature of the label's support samples) computed through the hidden layers of the network being generated,
+    # so that the output rows fit the hidden layers actually decoded (measured: the grouped-label tasks of held-out
+    # seeds failed because the generated output rows fit the zoo network's fine-tuned hidden layers, not the ones
+    # decoded; eval/results/generator-ablation.md). `feature_pool`: training samples per class the training
+    # networks' features are computed on once (a draw averages k of them per label)
+    head_features: bool = False
+    feature_pool: int = 32
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -123,6 +131,8 @@ class GeneratorConfig:
         for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
+        if not isinstance(self.feature_pool, int) or self.feature_pool < 1:
+            raise IgpgError(f"generator config: feature_pool must be a positive integer, got {self.feature_pool!r}")
 
 
 def mean_key(table: nn.Embedding, keys: torch.Tensor) -> torch.Tensor:
@@ -176,6 +186,11 @@ class WeightGenerator(nn.Module):
         self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
         # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
         self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
+        # head features: (contrast, prototype) of each of a chunk's C fan-in positions, into the slot head; zero at
+        # first, so the model starts as one without them; no bias, so a hidden row (zero features) gets nothing
+        if cfg.head_features:
+            self.feat_proj = nn.Linear(2 * cfg.chunk_size, e, bias=False)
+            nn.init.zeros_(self.feat_proj.weight)
         # drift keys: their own zero-initialised table, projected to the model width
         if cfg.drift_keys:
             self.drift_key_emb = nn.Embedding(cfg.drift_keys, cfg.drift_dim)
@@ -278,12 +293,13 @@ class WeightGenerator(nn.Module):
 
     # ---- the slot head ------------------------------------------------------------------------------------
     def slot_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, prev_codes: torch.Tensor,
-                    base: torch.Tensor | None = None) -> torch.Tensor:
+                    base: torch.Tensor | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of every level of a set of chunks.
 
         h (M, D) hidden state of each chunk's row, chunk_j (M,) chunk index in its row, prev_codes (M, Q) the codes
         of the levels below (teacher forcing; only levels < q are read for level q), base (M, Q) the base row's
-        codes of the same chunk (-1 none; with base_rows) -> (M, Q, V)
+        codes of the same chunk (-1 none; with base_rows), feat (M, 2C) its head features (zero for hidden rows; with
+        head_features) -> (M, Q, V)
         """
         start = self.slot_in(h) + self.chunk_emb(chunk_j)  # (M, E)
         lower = self.code_vectors(prev_codes)  # (M, Q, E)
@@ -291,16 +307,20 @@ class WeightGenerator(nn.Module):
         x = start[:, None] + self.level_emb[None] + lower
         if base is not None:
             x = x + self.base_vectors(base)
+        if feat is not None:
+            x = x + self.feat_proj(feat)[:, None]
         u = self.slot_mlp(self.slot_norm(x))  # (M, Q, E)
         return torch.einsum("mqe,qev->mqv", u, self.to_logits)
 
     def level_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, lower_sum: torch.Tensor, q: int,
-                     base_q: torch.Tensor | None = None) -> torch.Tensor:
+                     base_q: torch.Tensor | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of level q only, given the summed embeddings of the levels below (and the base code of level q,
-        (M,), -1 none): (M, V). For sampling."""
+        (M,), -1 none; the head features (M, 2C)): (M, V). For sampling."""
         x = self.slot_in(h) + self.chunk_emb(chunk_j) + self.level_emb[q] + lower_sum
         if base_q is not None:
             x = x + self.base_code_emb[q, base_q.clamp(min=0)] * (base_q >= 0)[:, None]
+        if feat is not None:
+            x = x + self.feat_proj(feat)
         return self.slot_mlp(self.slot_norm(x)) @ self.to_logits[q]
 
     # ---- training forward -----------------------------------------------------------------------------------
@@ -324,7 +344,8 @@ class WeightGenerator(nn.Module):
             keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         target = b["codes"][bi, ri, ji]  # (M, Q)
-        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None)
+        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None,
+                                  b["head_feat"][bi, ri, ji] if self.cfg.head_features else None)
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         out = {"code_loss": loss, "codes": target.numel()}
         if self.side_head is not None:

@@ -36,6 +36,7 @@ from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
+from igpg.generator.features import FeaturePool, network_from_state
 from igpg.generator.model import GeneratorConfig, WeightGenerator
 from igpg.generator.rows import row_layout
 from igpg.tokenizer.codes import load_codes
@@ -72,6 +73,9 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
     rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
     if cfg.base_rows and (tokenizer is None or bank is None):
         raise ValueError("base rows need the tokenizer and the generic networks")  # a programming error
+    if cfg.head_features and tokenizer is None:
+        raise ValueError("head features need the tokenizer")  # a programming error
+    pool = FeaturePool(cfg.feature_pool, cfg.seed) if cfg.head_features else None
     codes = load_codes(codes_dir)
     bases: dict[tuple, tuple | None] = {}
     out = []
@@ -88,8 +92,11 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
                 bases[key] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
                                          cfg.codes_per_chunk)
             base = bases[key]
+        feats = None
+        if pool is not None:  # the hidden layers as the generator will see them: decoded from the codes
+            feats = pool.features(network_from_state(r["arch"], tokenizer.decode(c)), r["dataset"])
         out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
-                           base))
+                           base, feats))
     if not out:
         raise IgpgError(f"zoo {zoo_dir} has no training networks")
     return out
