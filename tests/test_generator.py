@@ -456,3 +456,23 @@ def test_head_features_generator_trains_and_decodes_from_its_own_hidden_layers(t
     assert len(seen) == 1
     x, _ = support_set(task, cfg.k_support, seed=0)
     torch.testing.assert_close(seen[0][0], feature_slots(prototypes(net, x, 3), 8, seen[0][0].shape[1]))
+
+
+def test_train_seeds_keep_one_network_per_task_and_every_generic_network(tiny_zoo, tiny_pipeline):
+    from igpg.generator.train import load_examples, select_seeds
+
+    rows = [{"net_id": n, "role": role, "seed": seed} for n, role, seed in
+            (("a", "task", 0), ("b", "task", 1), ("c", "generic", 0), ("d", "task", 0), ("e", "generic", 3))]
+    assert [r["net_id"] for r in select_seeds(rows, (), "z")] == list("abcde")
+    assert [r["net_id"] for r in select_seeds(rows, (0,), "z")] == ["a", "c", "d", "e"]
+    assert [r["net_id"] for r in select_seeds(rows, (1,), "z")] == ["b", "c", "e"]
+    with pytest.raises(IgpgError, match="no training networks of those seeds; its training seeds: 0, 1"):
+        select_seeds(rows, (2,), "z")
+    d, _ = tiny_pipeline  # the tiny zoo trains on seed 0 and holds seed 1 out: held out stays held out
+    gcfg = ParameterGenerator.from_pretrained(d / "gen").cfg  # with the tokenizer's codes per chunk
+    assert len(load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, train_seeds=(0,)))) == \
+        len(load_examples(tiny_zoo, d / "tok" / "codes", gcfg))
+    with pytest.raises(IgpgError, match="its training seeds: 0$"):
+        load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, train_seeds=(1,)))
+    with pytest.raises(IgpgError, match="train_seeds must be non-negative integers"):
+        dataclasses.replace(gcfg, train_seeds=(-1,))

@@ -99,6 +99,11 @@ class GeneratorConfig:
     # networks' features are computed on once (a draw averages k of them per label)
     head_features: bool = False
     feature_pool: int = 32
+    # zoo seeds whose task networks the generator trains on (empty = every training seed; generic networks always).
+    # The zoo fine-tunes some tasks' hidden layers differently for every seed (grouped labels above all): trained on
+    # two seeds of such a task, the decoder learns the mean of two modes, which is neither network; trained on one,
+    # it has one network to reproduce. Held-out seeds stay held out either way
+    train_seeds: tuple[int, ...] = ()
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -131,6 +136,8 @@ class GeneratorConfig:
         for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
+        if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.train_seeds):
+            raise IgpgError(f"generator config: train_seeds must be non-negative integers, got {list(self.train_seeds)!r}")
         if not isinstance(self.feature_pool, int) or self.feature_pool < 1:
             raise IgpgError(f"generator config: feature_pool must be a positive integer, got {self.feature_pool!r}")
 

@@ -56,6 +56,17 @@ def load_generator_config(path: str | Path) -> GeneratorConfig:
     return load_yaml_config(GeneratorConfig, path, "generator")
 
 
+def select_seeds(rows: list, train_seeds: tuple[int, ...], zoo_dir) -> list:
+    """The catalogue rows of the generic networks and of the task networks of `train_seeds` (empty: every row)."""
+    if not train_seeds:
+        return rows
+    seeds = {r["seed"] for r in rows if r["role"] != "generic"}
+    if not seeds & set(train_seeds):
+        raise IgpgError(f"train_seeds {list(train_seeds)}: zoo {zoo_dir} has no training networks of those seeds; "
+                        f"its training seeds: {', '.join(map(str, sorted(seeds)))}")
+    return [r for r in rows if r["role"] == "generic" or r["seed"] in train_seeds]
+
+
 def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT,
                   tokenizer: WeightTokenizer | None = None, bank: GenericBank | None = None) -> list[Example]:
     """The training networks as examples; with `cfg.base_rows`, each with its base row codes (encoded once per
@@ -71,6 +82,7 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
             raise IgpgError(f"exclude_datasets: {d!r} is not a dataset of zoo {zoo_dir}; its datasets: "
                             f"{', '.join(sorted(known))}")
     rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
+    rows = select_seeds(rows, cfg.train_seeds, zoo_dir)
     if cfg.base_rows and (tokenizer is None or bank is None):
         raise ValueError("base rows need the tokenizer and the generic networks")  # a programming error
     if cfg.head_features and tokenizer is None:
