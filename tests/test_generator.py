@@ -476,3 +476,23 @@ def test_train_seeds_keep_one_network_per_task_and_every_generic_network(tiny_zo
         load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, train_seeds=(1,)))
     with pytest.raises(IgpgError, match="train_seeds must be non-negative integers"):
         dataclasses.replace(gcfg, train_seeds=(-1,))
+
+
+def test_grouped_weight_draws_grouped_tasks_more_often_and_uniform_stays_uniform():
+    import random
+
+    from igpg.generator.data import Example, ExampleSampler
+
+    def example(i, classes):
+        return Example(str(i), Task.from_classes("digits", classes), "mlp:64-16-2", torch.zeros(0), torch.zeros(0), [])
+
+    examples = [example(0, [[1, 3], 2]), example(1, [4, 5]), example(2, [6, 7]), example(3, [8, 9])]
+    uniform = ExampleSampler(examples, GeneratorConfig(**TINY_GEN))
+    rng, ref = random.Random(0), random.Random(0)
+    assert [e.net_id for e in uniform.draw(rng, 50)] == [str(ref.randrange(4)) for _ in range(50)]  # as before
+    weighted = ExampleSampler(examples, GeneratorConfig(**{**TINY_GEN, "grouped_weight": 3.0}))
+    draws = [e.net_id for e in weighted.draw(random.Random(0), 6000)]
+    assert abs(draws.count("0") / 6000 - 0.5) < 0.03  # 3 / (3 + 1 + 1 + 1)
+    assert abs(draws.count("1") / 6000 - 1 / 6) < 0.03
+    with pytest.raises(IgpgError, match="grouped_weight must be positive"):
+        GeneratorConfig(**{**TINY_GEN, "grouped_weight": 0.0})

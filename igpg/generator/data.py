@@ -7,6 +7,7 @@ a phrasing and a support set (k samples per label from the dataset's train split
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -226,13 +227,19 @@ class ExampleSampler:
     def __init__(self, examples: list[Example], cfg: GeneratorConfig):
         self.examples, self.cfg = examples, cfg
         self.bank = ProfileBank()
+        weights = [cfg.grouped_weight if e.task.kind == "grouped" else 1.0 for e in examples]
+        self._cum_weights = list(itertools.accumulate(weights))
         texts = sorted({p for e in examples for p in e.phrasings})
         self.text_vec = dict(zip(texts, embed_texts(texts))) if texts else {}
 
     def batch(self, rng: random.Random, size: int | None = None) -> dict:
-        cfg = self.cfg
-        picked = [self.examples[rng.randrange(len(self.examples))] for _ in range(size or cfg.batch_size)]
-        return self.collate(picked, rng, dropout=True)
+        return self.collate(self.draw(rng, size or self.cfg.batch_size), rng, dropout=True)
+
+    def draw(self, rng: random.Random, n: int) -> list[Example]:
+        """n examples, with replacement; grouped-label tasks weighted by `cfg.grouped_weight`."""
+        if self.cfg.grouped_weight == 1.0:  # uniform (the random stream of every model trained before the weights)
+            return [self.examples[rng.randrange(len(self.examples))] for _ in range(n)]
+        return rng.choices(self.examples, cum_weights=self._cum_weights, k=n)
 
     def collate(self, picked: list[Example], rng: random.Random, dropout: bool) -> dict:
         cfg = self.cfg

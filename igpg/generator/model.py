@@ -104,6 +104,10 @@ class GeneratorConfig:
     # two seeds of such a task, the decoder learns the mean of two modes, which is neither network; trained on one,
     # it has one network to reproduce. Held-out seeds stay held out either way
     train_seeds: tuple[int, ...] = ()
+    # networks of tasks with a grouped label are drawn this many times as often as the others in training (1 = every
+    # network alike): they are the ones whose hidden layers the zoo fine-tuned away from the generic network, and
+    # the ones the decoder reproduces worst, its own training networks included (eval/results/generator-ablation.md)
+    grouped_weight: float = 1.0
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -138,6 +142,8 @@ class GeneratorConfig:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
         if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.train_seeds):
             raise IgpgError(f"generator config: train_seeds must be non-negative integers, got {list(self.train_seeds)!r}")
+        if not self.grouped_weight > 0:
+            raise IgpgError(f"generator config: grouped_weight must be positive, got {self.grouped_weight!r}")
         if not isinstance(self.feature_pool, int) or self.feature_pool < 1:
             raise IgpgError(f"generator config: feature_pool must be a positive integer, got {self.feature_pool!r}")
 
