@@ -225,9 +225,13 @@ def load_model_state(path: str | Path, model: nn.Module) -> None:
         raise IgpgError(f"checkpoint {path}: weights do not fit the model ({str(e).splitlines()[0]})") from None
 
 
-def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore optimizer and RNG; return state.json (with "step"). No training state -> step 0."""
-    _remove_stale_siblings(Path(path))  # resuming: what a killed save left beside the checkpoint goes now
+def load_training_state(path: str | Path, optimizer: torch.optim.Optimizer, writer: bool = True) -> dict:
+    """Restore optimizer and RNG; return state.json (with "step"). No training state -> step 0.
+
+    The writer (the only process that writes the checkpoint: rank 0 under torchrun) also removes what a killed save
+    left; the other ranks must not, or they could delete a temporary the writer is filling at that moment."""
+    if writer:
+        _remove_stale_siblings(Path(path))  # resuming: what a killed save left beside the checkpoint goes now
     d = Path(path) / STATE
     if not (d / "state.json").is_file():
         return {"step": 0}

@@ -553,3 +553,18 @@ def test_export_killed_five_times_lists_each_request_once(tiny_pipeline, tmp_pat
     assert final == set(names)
     assert sorted(p.name for p in out.iterdir()) == sorted([".lock", "manifest.jsonl", *(n + ".safetensors" for n in names)])
     print(f"export: a file was being written at kill 3: {caught}")
+
+
+def test_only_the_writer_removes_what_a_killed_save_left(tmp_path):
+    """Under torchrun every rank loads the training state, but only rank 0 writes: a non-writer removing atomic
+    temporaries could delete the one rank 0 is filling (seen: rank 0's metrics rewrite lost its temporary)."""
+    from igpg.checkpoint import load_training_state
+
+    (tmp_path / "ck").mkdir()
+    temp = tmp_path / "ck" / ".metrics.jsonl.abc123.tmp"
+    temp.write_text("being written")
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    assert load_training_state(tmp_path / "ck", opt, writer=False) == {"step": 0}
+    assert temp.exists()
+    load_training_state(tmp_path / "ck", opt)
+    assert not temp.exists()

@@ -151,7 +151,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         if dataclasses.replace(saved, steps=cfg.steps) != cfg or cfg.steps < saved.steps:
             raise IgpgError(f"{out} holds a generator trained with another config; use a new --out to start over")
         load_model_state(out, model)
-        state = load_training_state(out, opt)
+        state = load_training_state(out, opt, writer=ctx.is_main)
         step = state["step"]
         if "python_rng" in state:
             v, s, g = state["python_rng"]

@@ -82,7 +82,7 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
         if saved != cfg:
             raise IgpgError(f"{out} holds a tokenizer trained with another config; use a new --out to start over")
         load_model_state(out, model)
-        step = load_training_state(out, opt)["step"]
+        step = load_training_state(out, opt, writer=ctx.is_main)["step"]
     if ctx.is_main:
         truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
     data = gather_chunks(zoo, training_rows(zoo), cfg)
