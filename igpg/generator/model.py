@@ -26,6 +26,7 @@ from x_transformers import Decoder
 
 from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
+from igpg.generator.features import FEATURE_CHANNELS
 from igpg.text import TEXT_DIM
 
 
@@ -202,7 +203,7 @@ class WeightGenerator(nn.Module):
         # head features: (contrast, prototype) of each of a chunk's C fan-in positions, into the slot head; zero at
         # first, so the model starts as one without them; no bias, so a hidden row (zero features) gets nothing
         if cfg.head_features:
-            self.feat_proj = nn.Linear(2 * cfg.chunk_size, e, bias=False)
+            self.feat_proj = nn.Linear(FEATURE_CHANNELS * cfg.chunk_size, e, bias=False)
             nn.init.zeros_(self.feat_proj.weight)
         # drift keys: their own zero-initialised table, projected to the model width
         if cfg.drift_keys:
