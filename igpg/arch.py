@@ -237,6 +237,12 @@ class ArchSpec:
         """A freshly initialised network (PyTorch default init)."""
         return Net(self)
 
+    def load(self, state: dict[str, torch.Tensor]) -> Net:
+        """The network with weights `state` (loaded strictly: every tensor, right names and shapes), in eval mode."""
+        net = Net(self)
+        net.load_state_dict(state, strict=True)
+        return net.eval()
+
 
 class Net(nn.Module):
     """The network an ArchSpec describes: flat (B, D) float32 in, logits (B, O) out."""

@@ -104,10 +104,7 @@ def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
     hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
     if not hits:
         return None
-    state = base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"])
-    net = spec.build()
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return spec.load(base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"]))
 
 
 def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
@@ -116,9 +113,7 @@ def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.n
     if not same:
         return None
     states = [zoo.load(r["net_id"]).state_dict() for r in same]
-    net = ArchSpec.parse(query["arch"]).build()
-    net.load_state_dict({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]}, strict=True)
-    return net.eval()
+    return ArchSpec.parse(query["arch"]).load({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
 
 
 def _test_data(dataset: str, labels):

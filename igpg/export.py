@@ -299,9 +299,7 @@ def _canonical_net(req: ExportRequest, net: object) -> nn.Module:
     for k, t in state.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise IgpgError(f"the produced network has NaN or infinite values in {k!r}")
-    out = req.spec.build()
-    out.load_state_dict(state, strict=True)
-    return out.eval()
+    return req.spec.load(state)
 
 
 def _metadata(req: ExportRequest, extra: object, generator_name: str) -> dict[str, str]:

@@ -106,6 +106,17 @@ def test_conv_layers_are_what_the_schema_says():
     assert type(ArchSpec.parse("cnn:2x40-4-5").build().hidden[0]).__name__ == "Conv1d"
 
 
+def test_load_is_strict_and_in_eval_mode():
+    spec = ArchSpec.parse("cnn:1x8x8-4-8-3")
+    state = spec.build().state_dict()
+    net = spec.load(state)
+    assert not net.training and all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    with pytest.raises(RuntimeError, match="Missing key"):
+        spec.load({k: v for k, v in state.items() if k != "head.bias"})
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        ArchSpec.parse("cnn:1x8x8-4-8-4").load(state)
+
+
 def test_forward_rejects_wrong_input_size():
     with pytest.raises(IgpgError, match=r"\(B, 64\)"):
         ArchSpec.parse("mlp:64-32-3").build()(torch.randn(2, 63))

@@ -478,6 +478,42 @@ def test_train_seeds_keep_one_network_per_task_and_every_generic_network(tiny_zo
         dataclasses.replace(gcfg, train_seeds=(-1,))
 
 
+def test_probe_targets_train_on_the_probe_twins(tiny_zoo, tiny_pipeline, tmp_path):
+    import shutil
+
+    import yaml
+
+    from conftest import TINY
+    from igpg.generator.train import load_examples, select_probes
+    from igpg.tokenizer.codes import extract_codes
+    from igpg.tokenizer.tokenizer import WeightTokenizer
+    from igpg.zoo import Catalogue, build_zoo, parse_zoo_config
+
+    rows = [{"net_id": n, "role": role, "task_id": t, "arch": "a", "seed": 0} for n, role, t in
+            (("a", "task", "t1"), ("b", "task", "t2"), ("c", "generic", "t1"))]
+    probes = [{"net_id": "p", "role": "probe", "task_id": "t2", "arch": "a", "seed": 0},
+              {"net_id": "q", "role": "probe", "task_id": "t1", "arch": "a", "seed": 1}]  # another seed: not a twin
+    assert [r["net_id"] for r in select_probes(rows, probes, "z")] == ["a", "p", "c"]
+    d, _ = tiny_pipeline
+    gcfg = dataclasses.replace(ParameterGenerator.from_pretrained(d / "gen").cfg, probe_targets=True)
+    with pytest.raises(IgpgError, match="has no probe networks of training tasks; build it with `probes: grouped`"):
+        load_examples(tiny_zoo, d / "tok" / "codes", gcfg)
+    zoo = tmp_path / "zoo"
+    shutil.copytree(tiny_zoo, zoo)
+    build_zoo(parse_zoo_config({**yaml.safe_load(TINY.read_text()), "probes": "grouped"}), zoo)
+    extract_codes(WeightTokenizer.load(d / "tok"), Catalogue(zoo), tmp_path / "codes")
+    plain = load_examples(zoo, tmp_path / "codes", dataclasses.replace(gcfg, probe_targets=False))
+    probed = load_examples(zoo, tmp_path / "codes", gcfg)
+    cat = Catalogue(zoo)
+    role = {r["net_id"]: r["role"] for r in cat.rows()}
+    assert [role[e.net_id] for e in plain].count("probe") == 0  # without the option, probes are not trained on
+    assert len(plain) == len(probed) and [role[e.net_id] for e in probed].count("probe") == \
+        len(cat.rows("n.role='probe' AND n.seed_split='train' AND t.split='train' AND a.split='train'")) > 0
+    for a, b in zip(plain, probed):
+        assert a.arch == b.arch and a.task == b.task
+        assert (a.net_id == b.net_id) == (a.task.kind != "grouped")
+
+
 def test_grouped_weight_draws_grouped_tasks_more_often_and_uniform_stays_uniform():
     import random
 

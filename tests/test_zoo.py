@@ -172,6 +172,8 @@ BAD_CONFIGS = {
     "negative seed": dict(seeds={"train": [-1]}),
     "seed in both": dict(seeds={"train": [0], "heldout": [0]}),
     "unknown init": dict(init="pretrained"),
+    "unknown probes": dict(probes="some"),
+    "probes without a generic network": dict(init="independent", probes="grouped"),
     "min > max ways": dict(tasks__min_ways=5, tasks__max_ways=3),
 }
 
@@ -237,3 +239,43 @@ def test_split_change_refused(tiny_zoo, tmp_path, cli):
 def test_task_ids_match_catalogue(tiny_zoo):
     for r in Catalogue(tiny_zoo).rows():
         assert Task.from_classes(r["dataset"], r["labels"]).task_id == r["task_id"]
+
+
+def test_probe_networks_keep_the_generic_hidden_layers(tiny_zoo, tmp_path):
+    """`probes: grouped` added to a built zoo trains only the probes: one per grouped-task network, the same task,
+    architecture, seed and split, its hidden layers exactly the generic network's, its output layer trained."""
+    import shutil
+
+    import torch
+
+    from igpg.evaluation import CATEGORIES
+    from igpg.tokenizer.train import TRAIN_SPLIT
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_zoo, copy)
+    before = Catalogue(copy).net_ids()
+    report = build_zoo(load_zoo_config(write_config(tmp_path, probes="grouped")), copy)
+    cat = Catalogue(copy)
+    assert cat.verify() == []
+    probes = cat.rows("n.role='probe'")
+    tasks = {(r["task_id"], r["arch"], r["seed"]): r for r in cat.rows("n.role='task'")}
+    grouped = [k for k, r in tasks.items() if r["kind"] == "grouped"]
+    assert grouped and report.trained == len(probes) == len(grouped) and cat.net_ids() - before == {
+        p["net_id"] for p in probes}
+    generic = {(r["dataset"], r["arch"]): r["net_id"] for r in cat.rows("n.role='generic'")}
+    for p in probes:
+        twin = tasks[(p["task_id"], p["arch"], p["seed"])]
+        assert p["kind"] == "grouped" and p["seed_split"] == twin["seed_split"]
+        probe, task = cat.load(p["net_id"]).state_dict(), cat.load(twin["net_id"]).state_dict()
+        gen = cat.load(generic[(p["dataset"], str(ArchSpec.parse(p["arch"]).with_outputs(10)))]).state_dict()
+        for k, v in probe.items():
+            if not k.startswith("head."):
+                assert torch.equal(v, gen[k]), k
+                assert not torch.equal(v, task[k]) or twin["best_epoch"] == 0, k  # the task network fine-tuned it
+        start = torch.stack([gen["head.weight"][label if isinstance(label, list) else [label]].mean(0)
+                             for label in p["labels"]])
+        assert p["best_epoch"] > 0 and not torch.allclose(probe["head.weight"], start)
+    # probes are never queries of the evaluation nor training networks of the tokenizer
+    for where in [*CATEGORIES.values(), TRAIN_SPLIT]:
+        assert all(r["role"] != "probe" for r in cat.rows(where))
+    assert build_zoo(load_zoo_config(write_config(tmp_path, probes="grouped")), copy).trained == 0

@@ -27,7 +27,7 @@ from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
-from igpg.generator.features import feature_slots, network_from_state, prototypes
+from igpg.generator.features import feature_slots, prototypes
 from igpg.generator.model import WeightGenerator
 from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig, sample_codes
@@ -145,9 +145,7 @@ class ParameterGenerator:
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
-            net = r.spec.build()
-            net.load_state_dict(state, strict=True)
-            net.eval()
+            net = r.spec.load(state)
             net.igpg_base = base is not None  # decoded from a generic network's rows (base_rows models)
             out.append(Candidate(net, accuracy(net, x, y), s))
         return out
@@ -161,7 +159,7 @@ class ParameterGenerator:
         def head_features(codes: torch.Tensor, side: torch.Tensor) -> list[torch.Tensor]:
             out = []
             for r, c, sd, x in zip(requests, codes, side, support_x):
-                net = network_from_state(arch, self.tokenizer.decode(Codes(arch, c, sd)))
+                net = ArchSpec.parse(arch).load(self.tokenizer.decode(Codes(arch, c, sd)))
                 out.append(feature_slots(prototypes(net, x, r.task.num_labels), cfg.chunk_size, jmax))
             return out
 

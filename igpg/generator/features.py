@@ -22,7 +22,6 @@ import random
 import torch
 from einops import rearrange
 
-from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 
 FEATURE_CHANNELS = 2  # contrast, prototype
@@ -80,7 +79,3 @@ def sample_prototypes(pool_features: torch.Tensor, task: Task, k: int, rng: rand
     return torch.stack(out)
 
 
-def network_from_state(arch: str, state: dict) -> torch.nn.Module:
-    net = ArchSpec.parse(arch).build()
-    net.load_state_dict(state, strict=True)
-    return net.eval()

@@ -109,6 +109,12 @@ class GeneratorConfig:
     # network alike): they are the ones whose hidden layers the zoo fine-tuned away from the generic network, and
     # the ones the decoder reproduces worst, its own training networks included (eval/results/generator-ablation.md)
     grouped_weight: float = 1.0
+    # train on a task network's probe twin where the zoo has one (`probes` in the zoo config): the same task, seed
+    # and start, but only the output layer trained, on the generic network's hidden layers. The decoder keeps the
+    # hidden rows at their base anyway (the zoo's fine-tuning drift differs from seed to seed and cannot be
+    # predicted), so it should learn output rows that fit those hidden layers, not the drifted ones (measured:
+    # eval/results/generator-ablation.md, session 7). The evaluation still compares with the fine-tuned networks
+    probe_targets: bool = False
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()

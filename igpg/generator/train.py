@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from igpg import distributed
+from igpg.arch import ArchSpec
 from igpg.checkpoint import (
     dataclass_from_dict,
     load_model_state,
@@ -36,12 +37,12 @@ from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
-from igpg.generator.features import FeaturePool, network_from_state
+from igpg.generator.features import FeaturePool
 from igpg.generator.model import GeneratorConfig, WeightGenerator
 from igpg.generator.rows import row_layout
 from igpg.tokenizer.codes import load_codes
 from igpg.tokenizer.tokenizer import WeightTokenizer
-from igpg.tokenizer.train import TRAIN_SPLIT
+from igpg.tokenizer.train import PROBES, TRAIN_SPLIT
 from igpg.zoo.catalogue import Catalogue
 
 KIND = "igpg-weight-generator"
@@ -67,6 +68,15 @@ def select_seeds(rows: list, train_seeds: tuple[int, ...], zoo_dir) -> list:
     return [r for r in rows if r["role"] == "generic" or r["seed"] in train_seeds]
 
 
+def select_probes(rows: list, probes: list, zoo_dir) -> list:
+    """`rows` with each task network replaced by its probe twin (same task, architecture and seed) in `probes`."""
+    if not probes:
+        raise IgpgError(f"probe_targets: zoo {zoo_dir} has no probe networks of training tasks; build it with "
+                        "`probes: grouped` (or all) in its config")
+    twin = {(p["task_id"], p["arch"], p["seed"]): p for p in probes}
+    return [twin.get((r["task_id"], r["arch"], r["seed"]), r) if r["role"] == "task" else r for r in rows]
+
+
 def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT,
                   tokenizer: WeightTokenizer | None = None, bank: GenericBank | None = None) -> list[Example]:
     """The training networks as examples; with `cfg.base_rows`, each with its base row codes (encoded once per
@@ -74,6 +84,8 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
     zoo = Catalogue(zoo_dir)
     try:
         rows = zoo.rows(where)
+        if cfg.probe_targets:
+            rows = select_probes(rows, zoo.rows(PROBES), zoo_dir)
     finally:
         zoo.close()
     known = {r["dataset"] for r in rows}
@@ -106,7 +118,7 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
             base = bases[key]
         feats = None
         if pool is not None:  # the hidden layers as the generator will see them: decoded from the codes
-            feats = pool.features(network_from_state(r["arch"], tokenizer.decode(c)), r["dataset"])
+            feats = pool.features(ArchSpec.parse(r["arch"]).load(tokenizer.decode(c)), r["dataset"])
         out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
                            base, feats))
     if not out:

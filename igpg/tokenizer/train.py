@@ -29,7 +29,10 @@ from igpg.tokenizer.model import TokenizerConfig
 from igpg.tokenizer.tokenizer import KIND, WeightTokenizer, config_from_dict
 from igpg.zoo.catalogue import Catalogue
 
-TRAIN_SPLIT = "n.seed_split='train' AND t.split='train' AND a.split='train'"
+# the zoo's training networks: task and generic networks of training tasks, architectures and seeds (probe networks,
+# role "probe", are a generator's option, see `GeneratorConfig.probe_targets`)
+TRAIN_SPLIT = "n.seed_split='train' AND t.split='train' AND a.split='train' AND n.role IN ('task', 'generic')"
+PROBES = "n.seed_split='train' AND t.split='train' AND a.split='train' AND n.role='probe'"
 
 
 @dataclass

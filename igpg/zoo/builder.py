@@ -48,6 +48,7 @@ class ZooPlan:
     archs: dict[str, tuple[str, str]] = field(default_factory=dict)  # arch -> (template, split)
     generic_jobs: list[Job] = field(default_factory=list)
     task_jobs: list[Job] = field(default_factory=list)
+    probe_jobs: list[Job] = field(default_factory=list)
 
 
 def _net_id(*parts: object) -> str:
@@ -109,6 +110,11 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
                         _net_id("task", task.task_id, arch, seed, cfg.init, train_key), "task", task, arch, seed,
                         seed_split, cfg.init, cfg.train, cfg.keep_checkpoints, generic_files.get(a.template),
                     ))
+                    if cfg.probes == "all" or (cfg.probes == "grouped" and task.kind == "grouped"):
+                        plan.probe_jobs.append(Job(
+                            _net_id("probe", task.task_id, arch, seed, train_key), "probe", task, arch, seed,
+                            seed_split, cfg.init, cfg.train, 0, generic_files.get(a.template),
+                        ))
     return plan
 
 
@@ -324,7 +330,10 @@ def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
             build_id = _register(cat, cfg, plan)
             have = cat.net_ids()
             trained = 0
-            for phase, jobs in (("generic networks", plan.generic_jobs), ("task networks", plan.task_jobs)):
+            phases = [("generic networks", plan.generic_jobs), ("task networks", plan.task_jobs)]
+            if plan.probe_jobs:
+                phases.append(("probe networks", plan.probe_jobs))
+            for phase, jobs in phases:
                 todo = [j if j.generic_file is None else replace(j, generic_file=str(out / j.generic_file))
                         for j in jobs if j.net_id not in have]
                 done = 0
@@ -340,7 +349,7 @@ def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
                         progress(phase, done, total)
 
                 run(todo, on_result)
-            total = len(plan.generic_jobs) + len(plan.task_jobs)
+            total = len(plan.generic_jobs) + len(plan.task_jobs) + len(plan.probe_jobs)
             return BuildReport(total, trained, total - trained, removed, time.perf_counter() - start)
         finally:
             cat.close()

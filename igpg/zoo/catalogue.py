@@ -111,10 +111,7 @@ class Catalogue:
         row = self.db.execute("SELECT arch, file FROM networks WHERE net_id=?", (net_id,)).fetchone()
         if row is None:
             raise IgpgError(f"no network {net_id!r} in zoo {self.root}")
-        net = ArchSpec.parse(row["arch"]).build()
-        state, _ = load_weights(self.root / row["file"])
-        net.load_state_dict(state, strict=True)
-        return net
+        return ArchSpec.parse(row["arch"]).load(load_weights(self.root / row["file"])[0])
 
     # ---- consistency ---------------------------------------------------------------------------------------
     def verify(self) -> list[str]:

@@ -14,6 +14,7 @@ Example (`configs/zoo/tiny.yaml`)::
     seeds: {train: [0, 1], heldout: [2]}
     train: {max_epochs: 10, patience: 3, lr: 0.003, batch_size: 64, weight_decay: 0.0}
     keep_checkpoints: 0
+    probes: none                 # none | grouped | all (see `PROBE_MODES`)
 
 An architecture entry is an `ArchSpec` string whose input may be `*` (the dataset's input: its flat size for an
 mlp, its CxHxW / CxL shape for a cnn) and whose output must be `*` (the task's number of labels).
@@ -36,6 +37,15 @@ INIT_MODES = {
     "generic": "fine-tuned from one generic network per architecture trained on all classes of the dataset, "
     "its output rows started from the generic rows of the task's labels (train-once-for-all, as in Tina)",
 }
+
+PROBE_MODES = {
+    "none": "no probe networks",
+    "grouped": "a probe network beside each task network of a grouped-label task",
+    "all": "a probe network beside every task network",
+}
+"""A probe network (role "probe") is a task network's twin whose hidden layers stay the generic network's: only its
+output layer is trained (a linear probe on the generic features, from the same start, data and seed). Generators
+may learn from it (`probe_targets`); it is never a query or a baseline of the evaluation."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class ZooConfig:
     heldout_seeds: tuple[int, ...]
     train: TrainConfig = field(default_factory=TrainConfig)
     keep_checkpoints: int = 0  # also keep the last K epochs' weights of each run, as p-diff collects them
+    probes: str = "none"  # none | grouped | all (see `PROBE_MODES`); needs init generic
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -114,7 +125,7 @@ class ZooConfig:
         return json.dumps(d, sort_keys=True)
 
 
-_TOP_KEYS = {"name", "seed", "init", "datasets", "tasks", "archs", "seeds", "train", "keep_checkpoints"}
+_TOP_KEYS = {"name", "seed", "init", "datasets", "tasks", "archs", "seeds", "train", "keep_checkpoints", "probes"}
 _REQUIRED = {"name", "datasets", "archs", "seeds"}
 
 
@@ -233,8 +244,14 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
          "batch_size": (int, 1, 1 << 20), "weight_decay": (float, 0.0, 10.0)},
     )
     keep = _typed(f"{where}.keep_checkpoints", raw.get("keep_checkpoints", 0), int, 0, 100)
+    probes = raw.get("probes", "none")
+    if not isinstance(probes, str) or probes not in PROBE_MODES:
+        raise IgpgError(f"{where}.probes: unknown mode {probes!r}; allowed: {', '.join(PROBE_MODES)}")
+    if probes != "none" and init != "generic":
+        raise IgpgError(f"{where}.probes: probe networks train on a generic network's features; they need "
+                        f"init: generic, not {init!r}")
     return ZooConfig(name.strip(), seed, init, tuple(datasets), tasks, tuple(archs), train_seeds, heldout_seeds,
-                     train, keep)
+                     train, keep, probes)
 
 
 def _as_list(value: Any, where: str) -> list:

@@ -45,7 +45,8 @@ def stable_seed(*parts: object) -> int:
 @dataclass(frozen=True)
 class Job:
     net_id: str
-    role: str  # "task" | "generic" (trained on all classes, the start of init="generic" task networks)
+    role: str  # "task" | "generic" (trained on all classes, the start of init="generic" task networks) | "probe"
+    # (a task network's twin trained on its output layer only: its hidden layers stay the generic network's)
     task: Task
     arch: str
     seed: int
@@ -98,7 +99,8 @@ def train_job(job: Job, generic_state: dict[str, torch.Tensor] | None = None) ->
     train, val, test = (job.task.relabel(ds.split(s)) for s in ("train", "val", "test"))
     net = initial_network(job, generic_state)
     cfg = job.train
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for n, p in net.named_parameters() if job.role != "probe" or n.startswith("head.")]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(stable_seed("order", job.net_id))
     best_acc, best_epoch = accuracy(net, val.x, val.y), 0
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
