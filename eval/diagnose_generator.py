@@ -25,9 +25,7 @@ KEYS = ("generated", "ref hidden + gen head", "gen hidden + ref head", "generic 
 
 
 def build(arch: str, state: dict):
-    net = ArchSpec.parse(arch).build()
-    net.load_state_dict(state, strict=True)
-    return net.eval()
+    return ArchSpec.parse(arch).load(state)
 
 
 def main() -> None:

@@ -514,6 +514,40 @@ def test_probe_targets_train_on_the_probe_twins(tiny_zoo, tiny_pipeline, tmp_pat
         assert (a.net_id == b.net_id) == (a.task.kind != "grouped")
 
 
+def test_head_loss_weight_keeps_every_output_chunk_and_weights_it(tiny_zoo, tiny_pipeline):
+    import random
+
+    from igpg.generator.data import ExampleSampler
+    from igpg.generator.model import WeightGenerator
+    from igpg.generator.train import load_examples
+
+    d, _ = tiny_pipeline
+    cfg = ParameterGenerator.from_pretrained(d / "gen").cfg
+    examples = load_examples(tiny_zoo, d / "tok" / "codes", cfg)
+    batch = ExampleSampler(examples, cfg).batch(random.Random(0), 4)
+    heads = int((batch["rows"]["is_head"] & (batch["codes"][..., 0] >= 0).any(-1)).sum())  # output rows present
+    head_chunks = int(((batch["codes"][..., 0] >= 0) & batch["rows"]["is_head"][..., None]).sum())
+    assert 0 < heads <= head_chunks
+    torch.manual_seed(0)
+    plain = WeightGenerator(cfg).eval()
+
+    def model(**kw):
+        m = WeightGenerator(dataclasses.replace(cfg, **kw))
+        m.load_state_dict(plain.state_dict())
+        return m.eval()
+
+    with torch.no_grad():
+        base = plain(batch)["code_loss"]
+        # equal weights: the same mean over every chunk; a huge weight: the mean over the output rows' chunks alone
+        torch.testing.assert_close(model(head_loss_weight=1.0 + 1e-6)(batch)["code_loss"], base)
+        head_only = model(head_loss_weight=1e9)(batch)["code_loss"]
+        assert not torch.isclose(head_only, base)
+        train = model(head_loss_weight=4.0, loss_chunks=1).train()  # no room for hidden chunks: the heads still in
+        assert train(batch)["codes"] == head_chunks * cfg.codes_per_chunk
+    with pytest.raises(IgpgError, match="head_loss_weight must be positive"):
+        dataclasses.replace(cfg, head_loss_weight=0.0)
+
+
 def test_grouped_weight_draws_grouped_tasks_more_often_and_uniform_stays_uniform():
     import random
 

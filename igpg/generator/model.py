@@ -130,6 +130,10 @@ class GeneratorConfig:
     steps: int = 6000
     batch_size: int = 16
     loss_chunks: int = 2048  # chunks per step whose codes enter the loss (a random subset: the slot head dominates cost)
+    # != 1: every chunk of an output row enters the loss (the random subset is drawn from the hidden rows' chunks),
+    # weighted this many times a hidden chunk. Output rows are a few percent of a network's chunks, and the ones
+    # the decoder writes worst (grouped labels; eval/results/generator-ablation.md, session 7)
+    head_loss_weight: float = 1.0
     lr: float = 6e-4
     warmup: int = 200
     weight_decay: float = 0.01
@@ -149,6 +153,8 @@ class GeneratorConfig:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
         if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.train_seeds):
             raise IgpgError(f"generator config: train_seeds must be non-negative integers, got {list(self.train_seeds)!r}")
+        if not self.head_loss_weight > 0:
+            raise IgpgError(f"generator config: head_loss_weight must be positive, got {self.head_loss_weight!r}")
         if not self.grouped_weight > 0:
             raise IgpgError(f"generator config: grouped_weight must be positive, got {self.grouped_weight!r}")
         if not isinstance(self.feature_pool, int) or self.feature_pool < 1:
@@ -360,13 +366,26 @@ class WeightGenerator(nn.Module):
         h = self.decoder(x, mask=mask)[:, pre.shape[1]:]  # (B, R, D)
         valid = b["codes"][..., 0] >= 0  # (B, R, J) chunks that exist
         bi, ri, ji = valid.nonzero(as_tuple=True)
-        if self.training and len(bi) > self.cfg.loss_chunks:  # an unbiased subset of the batch's chunks
+        weighted = self.cfg.head_loss_weight != 1.0
+        if weighted:  # every output-row chunk, then a random subset of the hidden rows' chunks
+            head = b["rows"]["is_head"][bi, ri].bool()
+            hidden = (~head).nonzero(as_tuple=True)[0]
+            if self.training:
+                hidden = hidden[torch.randperm(len(hidden))[: max(0, self.cfg.loss_chunks - int(head.sum()))]]
+            keep = torch.cat([head.nonzero(as_tuple=True)[0], hidden])
+            bi, ri, ji = bi[keep], ri[keep], ji[keep]
+        elif self.training and len(bi) > self.cfg.loss_chunks:  # an unbiased subset of the batch's chunks
             keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         target = b["codes"][bi, ri, ji]  # (M, Q)
         logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None,
                                   b["head_feat"][bi, ri, ji] if self.cfg.head_features else None)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        if weighted:
+            w = torch.where(b["rows"]["is_head"][bi, ri].bool(), self.cfg.head_loss_weight, 1.0)
+            per = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(target.shape)
+            loss = (per.mean(-1) * w).sum() / w.sum()
+        else:
+            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
         out = {"code_loss": loss, "codes": target.numel()}
         if self.side_head is not None:
             rows = b["rows"]
