@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the released default model end to end on CPU (2 cores): zoo -> tokenizer (rvq5) -> codes -> generator
-# -> release. Measured here: zoo 432 s (+ 101 s for its probe networks, which the default recipe does not train
-# on), tokenizer + codes 19 + 11 min (tokenizers/rvq5/CARD.md), generator 27 min
-# (3000 steps, base rows + row chain; igpg/pretrained/default/CARD.md). The generator's checkpoint keeps the zoo's
+# -> release. Measured here: zoo 432 s (+ 101 s for its probe networks, which the generator trains on in place of
+# the grouped-task networks), tokenizer + codes 19 + 11 min (tokenizers/rvq5/CARD.md), generator 36 min
+# (3000 steps, base rows + row chain + probe targets + head_loss_weight; igpg/pretrained/default/CARD.md). The generator's checkpoint keeps the zoo's
 # generic networks (generic/), which the release ships: they are the generator's base rows.
 # Every step resumes if interrupted: run the script again.
 # (tokenizers/default, the 4-level tokenizer of the trade-off table, is rebuilt with

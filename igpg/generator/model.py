@@ -368,11 +368,11 @@ class WeightGenerator(nn.Module):
         bi, ri, ji = valid.nonzero(as_tuple=True)
         weighted = self.cfg.head_loss_weight != 1.0
         if weighted:  # every output-row chunk, then a random subset of the hidden rows' chunks
-            head = b["rows"]["is_head"][bi, ri].bool()
-            hidden = (~head).nonzero(as_tuple=True)[0]
+            head = b["rows"]["is_head"][bi, ri]
+            heads, hidden = head.nonzero(as_tuple=True)[0], (~head).nonzero(as_tuple=True)[0]
             if self.training:
-                hidden = hidden[torch.randperm(len(hidden))[: max(0, self.cfg.loss_chunks - int(head.sum()))]]
-            keep = torch.cat([head.nonzero(as_tuple=True)[0], hidden])
+                hidden = hidden[torch.randperm(len(hidden))[: max(0, self.cfg.loss_chunks - len(heads))]]
+            keep = torch.cat([heads, hidden])
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         elif self.training and len(bi) > self.cfg.loss_chunks:  # an unbiased subset of the batch's chunks
             keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
@@ -381,7 +381,8 @@ class WeightGenerator(nn.Module):
         logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None,
                                   b["head_feat"][bi, ri, ji] if self.cfg.head_features else None)
         if weighted:
-            w = torch.where(b["rows"]["is_head"][bi, ri].bool(), self.cfg.head_loss_weight, 1.0)
+            w = torch.ones(len(keep), device=logits.device)
+            w[: len(heads)] = self.cfg.head_loss_weight  # the output-row chunks come first
             per = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(target.shape)
             loss = (per.mean(-1) * w).sum() / w.sum()
         else:

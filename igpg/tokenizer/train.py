@@ -31,8 +31,9 @@ from igpg.zoo.catalogue import Catalogue
 
 # the zoo's training networks: task and generic networks of training tasks, architectures and seeds (probe networks,
 # role "probe", are a generator's option, see `GeneratorConfig.probe_targets`)
-TRAIN_SPLIT = "n.seed_split='train' AND t.split='train' AND a.split='train' AND n.role IN ('task', 'generic')"
-PROBES = "n.seed_split='train' AND t.split='train' AND a.split='train' AND n.role='probe'"
+_TRAINING = "n.seed_split='train' AND t.split='train' AND a.split='train'"
+TRAIN_SPLIT = f"{_TRAINING} AND n.role IN ('task', 'generic')"
+PROBES = f"{_TRAINING} AND n.role='probe'"
 
 
 @dataclass
