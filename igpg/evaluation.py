@@ -38,12 +38,24 @@ from igpg.generator.api import ParameterGenerator
 from igpg.generator.base import base_state
 from igpg.zoo.catalogue import Catalogue
 
+HELDOUT_ARCH = "n.role='task' AND a.split='test'"
+# held-out architectures, by where they sit against the architectures the generator trained on (`arch_kind`)
+ARCH_KINDS = {
+    "held-out architectures": "inside",  # widths, depth, activation and kernel all within the trained range
+    "narrower architectures": "narrower",
+    "wider architectures": "wider",
+    "deeper architectures": "deeper",
+    "shallower architectures": "shallower",
+    "other activations": "activation",
+    "other kernels": "kernel",
+    "other families": "family",  # a family never trained on this dataset
+}
 CATEGORIES = {
     "seen tasks": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'",
     "held-out seeds": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='test'",
     "held-out phrasings": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'",
     "held-out tasks": "n.role='task' AND t.split='test' AND a.split='train'",
-    "held-out architectures": "n.role='task' AND a.split='test'",
+    **{name: HELDOUT_ARCH for name in ARCH_KINDS},
 }
 # what each held-out category requires of every network it reports on (catalogue flags)
 REQUIRED_FLAGS = {
@@ -51,8 +63,34 @@ REQUIRED_FLAGS = {
     "held-out seeds": {"task_split": "train", "arch_split": "train", "seed_split": "test"},
     "held-out phrasings": {"task_split": "train", "arch_split": "train", "seed_split": "train"},
     "held-out tasks": {"task_split": "test", "arch_split": "train"},
-    "held-out architectures": {"arch_split": "test"},
+    **{name: {"arch_split": "test"} for name in ARCH_KINDS},
 }
+DEFAULT_CATEGORIES = ("seen tasks", "held-out seeds", "held-out phrasings", "held-out tasks", *ARCH_KINDS)
+
+
+def arch_kind(arch: str, dataset: str, trained: set[tuple[str, str]]) -> str:
+    """Where a held-out architecture sits against the trained ones (`trained`: (arch, dataset) pairs) of its family
+    on its dataset: 'family' (none), 'activation', 'kernel', 'deeper', 'shallower', 'wider', 'narrower' (the first
+    that applies), else 'inside'."""
+    spec = ArchSpec.parse(arch)
+    same = [ArchSpec.parse(a) for a, d in trained if d == dataset and a.startswith(spec.family + ":")]
+    if not same:
+        return "family"
+    if spec.activation not in {s.activation for s in same}:
+        return "activation"
+    if spec.family == "cnn" and spec.kernel not in {s.kernel for s in same}:
+        return "kernel"
+    depths = {s.depth for s in same}
+    if spec.depth > max(depths):
+        return "deeper"
+    if spec.depth < min(depths):
+        return "shallower"
+    widths = [w for s in same for w in s.hidden]
+    if max(spec.hidden) > max(widths):
+        return "wider"
+    if min(spec.hidden) < min(widths):
+        return "narrower"
+    return "inside"
 TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
 LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
 
@@ -74,10 +112,11 @@ def category_query(name: str, gen: ParameterGenerator) -> str:
     return CATEGORIES[name]
 
 
-def _queries(zoo: Catalogue, where: str, limit: int, seed: int) -> list[dict]:
+def _queries(zoo: Catalogue, where: str, limit: int, seed: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in zoo.rows(where):
-        groups[(r["task_id"], r["arch"])].append(r)
+        if keep is None or keep(r):
+            groups[(r["task_id"], r["arch"])].append(r)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     return [{"rows": groups[k], **groups[k][0]} for k in keys[:limit]]
@@ -137,45 +176,80 @@ def nearest_trained(zoo: Catalogue, query: dict, train_rows: list[dict]) -> dict
     return max(same, key=score)
 
 
+def category_queries(zoo: Catalogue, name: str, gen: ParameterGenerator, limit: int,
+                     trained: set[tuple[str, str]]) -> list[dict]:
+    """Up to `limit` queries of a category (one per task x architecture), held-out flags checked."""
+    keep = None
+    if name in ARCH_KINDS:
+        kind = ARCH_KINDS[name]
+        keep = lambda r: arch_kind(r["arch"], r["dataset"], trained) == kind  # noqa: E731
+    queries = _queries(zoo, category_query(name, gen), limit, seed=len(name), keep=keep)
+    if not name.startswith(LODO):  # a dataset left out is held out whatever its catalogue flags say
+        check_heldout(name, [r for q in queries for r in q["rows"]])
+    return queries
+
+
 def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=(0, 1, 2), samples: int = 1,
-                       categories=None, progress: Callable[[str, int, int], None] | None = None) -> dict:
-    for name in categories or CATEGORIES:
+                       categories=None, progress: Callable[[str, int, int], None] | None = None,
+                       extras: bool = True) -> dict:
+    """Generated vs trained per category, beside the baselines (module docstring); with `extras`, also the GHN
+    protocol and the memorisation checks (`igpg.baselines`)."""
+    from igpg.baselines import TrainingPool, memorisation, one_epoch, seed_distance
+    from igpg.generator.base import GenericBank
+
+    categories = list(categories or DEFAULT_CATEGORIES)
+    for name in categories:
         category_query(name, gen)  # every category checked before any work
     zoo = Catalogue(zoo_dir)
     excluded = gen.model.cfg.exclude_datasets
-    # the networks the generator trained on: retrieval and the zoo mean draw only from them
+    # the networks the generator trained on: retrieval, the zoo mean and the memorisation checks draw only on them
     train_rows = [r for r in zoo.rows(TRAIN_ONLY) if r["dataset"] not in excluded]
+    trained = {(r["arch"], r["dataset"]) for r in train_rows}
+    bank = GenericBank.from_zoo(zoo_dir, excluded)  # the transform baseline's sources: training architectures only
+    pool = TrainingPool(zoo, train_rows, bank)
     report = {"generator": gen.name, "zoo": str(zoo_dir), "seeds": list(seeds), "samples": samples,
               "queries_per_category": limit, "categories": {}}
-    for name in categories or CATEGORIES:
-        queries = _queries(zoo, category_query(name, gen), limit, seed=len(name))
-        if not name.startswith(LODO):  # a dataset left out is held out whatever its catalogue flags say
-            check_heldout(name, [r for q in queries for r in q["rows"]])
+    for name in categories:
+        queries = category_queries(zoo, name, gen, limit, trained)
         per_query = []
         for qi, q in enumerate(queries):
+            spec = ArchSpec.parse(q["arch"])
             data = _test_data(q["dataset"], q["labels"])
             ref = statistics.mean(r["test_acc"] for r in q["rows"])
             if name == "held-out phrasings":
                 instructions = q["heldout_instructions"]
             else:
                 instructions = q["instructions"] or [q["instruction"]]
-            gen_acc, rand_acc = [], []
+            rec = {"task_id": q["task_id"], "arch": q["arch"], "dataset": q["dataset"], "labels": q["labels"],
+                   "trained": ref, "generated": [], "random": []}
+            if extras:
+                rec.update(gen_epoch1=[], random_epoch1=[], dist_nearest=[], nearest_noise=[], knn_mean=[])
             for s in seeds:
                 instr = instructions[s % len(instructions)]
                 net = gen.generate(instr, dataset=q["dataset"], classes=q["labels"], arch=q["arch"], samples=samples,
                                    seed=s)
-                gen_acc.append(accuracy(net, data.x, data.y))
+                rec["generated"].append(accuracy(net, data.x, data.y))
                 torch.manual_seed(s)
-                rand_acc.append(accuracy(ArchSpec.parse(q["arch"]).build(), data.x, data.y))
+                rand = spec.build()
+                rec["random"].append(accuracy(rand, data.x, data.y))
+                if extras:
+                    rec["gen_epoch1"].append(one_epoch(net, q["dataset"], q["labels"], s))
+                    rec["random_epoch1"].append(one_epoch(rand, q["dataset"], q["labels"], s))
+                    m = memorisation(net, spec, pool, q["dataset"], data, s)
+                    for key in ("dist_nearest", "nearest_noise", "knn_mean"):
+                        rec[key].append(m[key])
             hit = nearest_trained(zoo, q, train_rows)
-            ret_acc = accuracy(zoo.load(hit["net_id"]), data.x, data.y) if hit else float("nan")
+            rec["retrieved"] = accuracy(zoo.load(hit["net_id"]), data.x, data.y) if hit else float("nan")
+            rec["retrieved_labels"] = hit["labels"] if hit else None
             generic = generic_rows_net(zoo, q)
+            rec["generic_rows"] = accuracy(generic, data.x, data.y) if generic else float("nan")
             mean_net = zoo_mean_net(zoo, q, train_rows)
-            per_query.append({"task_id": q["task_id"], "arch": q["arch"], "labels": q["labels"], "trained": ref,
-                              "generated": gen_acc, "random": rand_acc, "retrieved": ret_acc,
-                              "generic_rows": accuracy(generic, data.x, data.y) if generic else float("nan"),
-                              "zoo_mean": accuracy(mean_net, data.x, data.y) if mean_net else float("nan"),
-                              "retrieved_labels": hit["labels"] if hit else None})
+            rec["zoo_mean"] = accuracy(mean_net, data.x, data.y) if mean_net else float("nan")
+            base = bank.base(q["arch"], q["dataset"], q["labels"])
+            rec["transform"] = accuracy(spec.load(base), data.x, data.y) if base is not None else float("nan")
+            if extras:
+                rec["seed_distance"] = seed_distance(zoo, q["task_id"], q["arch"])
+            per_query.append(rec)
             if progress:
                 progress(name, qi + 1, len(queries))
         report["categories"][name] = {"queries": per_query, **summarise(per_query)}
@@ -190,7 +264,7 @@ def summarise(per_query: list[dict]) -> dict:
     ratio = lambda accs: statistics.mean(a / max(q["trained"], 1e-9) for a, q in zip(accs, per_query))  # noqa: E731
     seed_ratios = [ratio(accs) for accs in by_seed]
     all_ratios = [a / max(q["trained"], 1e-9) for q in per_query for a in q["generated"]]
-    return {
+    out = {
         "n": len(per_query),
         "trained_acc": statistics.mean(q["trained"] for q in per_query),
         "generated_acc": statistics.mean(statistics.mean(q["generated"]) for q in per_query),
@@ -198,50 +272,88 @@ def summarise(per_query: list[dict]) -> dict:
         "ratio_std_over_seeds": statistics.pstdev(seed_ratios),
         "ratio_median": statistics.median(all_ratios),
         "ratio_min": min(all_ratios),
-        "random_ratio": statistics.mean(statistics.mean(q["random"]) / max(q["trained"], 1e-9) for q in per_query),
-        **{f"{k}_ratio": _baseline_ratio(per_query, k) for k in ("retrieved", "zoo_mean", "generic_rows")},
+        **{f"{k}_ratio": _baseline_ratio(per_query, k)
+           for k in ("random", "retrieved", "zoo_mean", "generic_rows", "transform")},
     }
+    if "gen_epoch1" in per_query[0]:
+        out.update({f"{k}_ratio": _baseline_ratio(per_query, k)
+                    for k in ("gen_epoch1", "random_epoch1", "nearest_noise", "knn_mean")})
+        out["dist_nearest"] = _median(per_query, "dist_nearest")
+        out["seed_distance"] = _median(per_query, "seed_distance")
+    return out
+
+
+def _values(q: dict, key: str) -> list[float]:
+    v = q.get(key, float("nan"))
+    return [x for x in (v if isinstance(v, list) else [v]) if x is not None and x == x]
 
 
 def _baseline_ratio(per_query: list[dict], key: str) -> float:
-    vals = [q[key] / max(q["trained"], 1e-9) for q in per_query if q.get(key, float("nan")) == q.get(key)]
+    """Mean over queries of (the mean over seeds of) a baseline's accuracy / trained accuracy; nan if none."""
+    vals = [statistics.mean(v) / max(q["trained"], 1e-9) for q in per_query if (v := _values(q, key))]
     return statistics.mean(vals) if vals else float("nan")
+
+
+def _median(per_query: list[dict], key: str) -> float:
+    vals = [x for q in per_query for x in _values(q, key)]
+    return statistics.median(vals) if vals else float("nan")
 
 
 def report_markdown(report: dict) -> str:
     lines = [f"# Generator `{report['generator']}` on `{report['zoo']}`", "",
-             f"Ratio = test accuracy / test accuracy of the zoo network trained on the same task and architecture "
+             f"Ratio = test accuracy / test accuracy of the zoo networks trained on the same task and architecture "
              f"(mean over queries; mean and std over sampling seeds {report['seeds']}; best-of-{report['samples']}). "
              "Random = an untrained network; retrieved = the nearest training-split zoo network of the same "
              "architecture (most similar labels), used as is; zoo mean = the mean weights of the training-split networks "
-             "of the architecture and dataset; generic rows = the generic all-classes network of the architecture with "
-             "its output rows selected for the labels (the strongest cheap baseline; nan where the zoo has none). "
-             "Every category is selected by, and checked against, the zoo catalogue's split flags.", "",
+             "of the architecture and dataset; transform = the generic network of the nearest training architecture "
+             "carried over to the query's architecture (igpg/transform.py: widen by splitting, deepen with identity "
+             "layers, narrow by importance, ...) with its output rows selected for the labels: the strongest "
+             "training-free baseline the generator could use, and the same as generic rows on training architectures; "
+             "generic rows = the zoo's generic network of the query's own architecture, rows selected (for a held-out "
+             "architecture a network the generator never saw: a reference, not a baseline it could use). "
+             "Every category is selected by, and checked against, the zoo catalogue's split flags; held-out "
+             "architectures are sorted by where they sit against the trained ones (inside the range, narrower, wider, "
+             "deeper, other activations, other kernels).", "",
              "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | random | retrieved "
-             "| zoo mean | generic rows | generator vs generic rows |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| zoo mean | transform | generic rows | generator vs transform |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     below = []
+    nan = float("nan")
     for name, c in report["categories"].items():
         if not c.get("n"):
-            lines.append(f"| {name} | 0 | | | | | | | | | | |")
+            lines.append(f"| {name} | 0 | | | | | | | | | | | |")
             continue
-        verdict = _versus(c["ratio_mean"], c.get("generic_rows_ratio", float("nan")))
+        verdict = _versus(c["ratio_mean"], c.get("transform_ratio", nan))
         if verdict == "below":
             below.append(name)
         lines.append(f"| {name} | {c['n']} | {c['trained_acc']:.4f} | {c['generated_acc']:.4f} | "
                      f"{c['ratio_mean']:.4f} ± {c['ratio_std_over_seeds']:.4f} | {c['ratio_median']:.4f} | "
                      f"{c['ratio_min']:.4f} | {c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} | "
-                     f"{c.get('zoo_mean_ratio', float('nan')):.4f} | {c.get('generic_rows_ratio', float('nan')):.4f} | "
-                     f"{verdict} |")
+                     f"{c.get('zoo_mean_ratio', nan):.4f} | {c.get('transform_ratio', nan):.4f} | "
+                     f"{c.get('generic_rows_ratio', nan):.4f} | {verdict} |")
     if below:
-        lines += ["", f"The generator does **not** beat the generic-rows baseline on: {', '.join(below)}."]
+        lines += ["", f"The generator does **not** beat the transform baseline on: {', '.join(below)}."]
+    if any("gen_epoch1_ratio" in c for c in report["categories"].values()):
+        lines += ["", "GHN protocol and memorisation checks (ratios to trained as above; distances are L2 over all "
+                  "weights). Epoch 1 = one epoch of Adam (lr 0.01, batch 64) on the task's training split, from the "
+                  "generated network and from a random initialisation. Nearest + noise = the training checkpoint "
+                  "nearest to the generated network plus Gaussian noise as far from it as the generated network is; "
+                  f"{3}-NN mean = the mean of the 3 nearest training checkpoints. Training checkpoints of an "
+                  "architecture never trained on are those of its base's source architecture, carried over.", "",
+                  "| split | generated (step 0) | generated, epoch 1 | random, epoch 1 | nearest + noise | 3-NN mean | "
+                  "distance to nearest checkpoint | distance between two seeds |", "|---|---|---|---|---|---|---|---|"]
+        for name, c in report["categories"].items():
+            if c.get("n") and "gen_epoch1_ratio" in c:
+                lines.append(f"| {name} | {c['ratio_mean']:.4f} | {c['gen_epoch1_ratio']:.4f} | "
+                             f"{c['random_epoch1_ratio']:.4f} | {c['nearest_noise_ratio']:.4f} | "
+                             f"{c['knn_mean_ratio']:.4f} | {c['dist_nearest']:.2f} | {c['seed_distance']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def _versus(ours: float, baseline: float) -> str:
-    """'above' / 'below' / 'level' (within 0.005) against a baseline ratio; 'no baseline' where it is nan."""
+    """'above' / 'below' / 'level' (within 0.01) against a baseline ratio; 'no baseline' where it is nan."""
     if baseline != baseline:
         return "no baseline"
-    if abs(ours - baseline) <= 0.005:
+    if abs(ours - baseline) <= 0.01:
         return "level"
     return "above" if ours > baseline else "below"

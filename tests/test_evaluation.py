@@ -15,7 +15,7 @@ def test_heldout_guard_refuses_training_networks(tiny_zoo):
     train = zoo.rows(TRAIN_ONLY)
     assert train
     check_heldout("seen tasks", train)  # what they are
-    for category in ("held-out seeds", "held-out tasks", "held-out architectures"):
+    for category in ("held-out seeds", "held-out tasks", "held-out architectures", "wider architectures"):
         with pytest.raises(IgpgError, match="refusing to report"):
             check_heldout(category, train)
     for category in CATEGORIES:  # every category's own selection passes its own check
@@ -59,19 +59,20 @@ def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):
 def test_report_says_where_the_generator_does_not_beat_generic_rows():
     from igpg.evaluation import report_markdown
 
-    def cat(ratio, generic):
+    def cat(ratio, transform):
         return {"n": 3, "trained_acc": 0.9, "generated_acc": 0.9 * ratio, "ratio_mean": ratio,
                 "ratio_std_over_seeds": 0.0, "ratio_median": ratio, "ratio_min": ratio, "random_ratio": 0.2,
-                "retrieved_ratio": 0.3, "zoo_mean_ratio": 0.2, "generic_rows_ratio": generic}
+                "retrieved_ratio": 0.3, "zoo_mean_ratio": 0.2, "generic_rows_ratio": 0.99, "transform_ratio": transform}
 
     report = {"generator": "g", "zoo": "z", "seeds": [0, 1, 2], "samples": 1,
               "categories": {"held-out seeds": cat(0.80, 0.99), "held-out tasks": cat(0.95, 0.90),
-                             "held-out architectures": cat(0.50, float("nan"))}}
+                             "held-out architectures": cat(0.50, float("nan")), "held-out phrasings": cat(0.95, 0.955)}}
     md = report_markdown(report)
     rows = {line.split("|")[1].strip(): line.split("|")[-2].strip() for line in md.splitlines()
             if line.startswith("| held-out")}
-    assert rows == {"held-out seeds": "below", "held-out tasks": "above", "held-out architectures": "no baseline"}
-    assert "does **not** beat the generic-rows baseline on: held-out seeds." in md
+    assert rows == {"held-out seeds": "below", "held-out tasks": "above", "held-out architectures": "no baseline",
+                    "held-out phrasings": "level"}
+    assert "does **not** beat the transform baseline on: held-out seeds." in md
 
 
 def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_zoo, tiny_pipeline):

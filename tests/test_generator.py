@@ -285,7 +285,14 @@ def test_base_state_is_the_generic_rows_of_the_labels():
     torch.testing.assert_close(base["head.bias"][1], generic["head.bias"][[1, 2, 7]].mean() + torch.tensor(3.0).log())
     bank = GenericBank({"mlp:64-16-10@digits": generic})
     assert bank.base("mlp:64-16-2", "digits", [3, 5]) is not None
-    assert bank.base("mlp:64-24-2", "digits", [3, 5]) is None  # other hidden layers: no base
+    # other hidden layers: the generic network carried over (transform.py), here widened exactly
+    wide = bank.base("mlp:64-24-2", "digits", [3, 5])
+    x = torch.rand(5, 64)
+    exact = ArchSpec.parse("mlp:64-16-2").load(bank.base("mlp:64-16-2", "digits", [3, 5]))
+    torch.testing.assert_close(ArchSpec.parse("mlp:64-24-2").load(wide)(x), exact(x))
+    key, plan = bank.source("mlp:64-24-2", "digits")
+    assert key == "mlp:64-16-10@digits" and plan.exact and plan.steps == ("widen layer 0 16->24",)
+    assert bank.base("cnn:1x8x8-4-2", "digits", [3, 5]) is None  # no generic network of the family
     assert bank.base("mlp:64-16-2", "mnist1d", [3, 5]) is None  # other dataset (other input too)
 
 
@@ -315,11 +322,12 @@ def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     assert len(gen.bank) == 1
     task = Task.from_classes("digits", [3, 5, 8])
-    assert gen.base_of(task, "mlp:64-16-3") is not None and gen.base_of(task, "mlp:64-24-3") is None
-    for arch in ("mlp:64-16-3", "mlp:64-24-3"):  # with a base, and a held-out architecture without one
+    assert gen.base_of(task, "mlp:64-16-3") is not None and gen.base_of(task, "mlp:64-24-3") is not None
+    assert gen.base_of(task, "cnn:1x8x8-4-3") is None  # no generic network of the family to carry over
+    for arch in ("mlp:64-16-3", "mlp:64-24-3", "cnn:1x8x8-4-3"):  # its own base, one carried over, none
         net = gen.generate("Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch=arch)
         assert net(torch.randn(2, 64)).shape == (2, 3)
-        assert net.igpg_base == (arch == "mlp:64-16-3")
+        assert net.igpg_base == (arch != "cnn:1x8x8-4-3")
 
 
 def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():

@@ -26,6 +26,7 @@ from igpg.errors import IgpgError
 from igpg.generator.model import SIDE_OFFSET, SIDE_VOCAB
 from igpg.generator.rows import codes_to_rows, row_layout
 from igpg.io import load_weights, save_weights
+from igpg.transform import Plan, plan_cost, transform_state
 from igpg.zoo.catalogue import Catalogue
 
 GENERIC_DIR = "generic"  # inside a generator checkpoint / release directory
@@ -90,16 +91,61 @@ class GenericBank:
         shutil.rmtree(directory, ignore_errors=True)
         os.replace(tmp, directory)
 
+    def source(self, arch: str | ArchSpec, dataset: str) -> tuple[str, Plan] | None:
+        """The generic network a request's base comes from, with the transform that carries it to the request's
+        hidden layers (an empty plan: the same architecture); None when no generic network of `dataset` can be
+        carried there. The cheapest plan wins (`transform.plan_cost`: exact steps first)."""
+        spec = ArchSpec.parse(arch)
+        ds = load_dataset(dataset)
+        target = spec.with_outputs(ds.num_classes)
+        best = None
+        for key in self.states:
+            src, _, src_dataset = key.rpartition("@")
+            if src_dataset != dataset:
+                continue  # another dataset's classes and inputs: measured far below chance-free (README)
+            plan = plan_cost(ArchSpec.parse(src), target, ds.input_shape, ds.input_shape)
+            if plan is not None and (best is None or (plan.cost, key) < (best[1].cost, best[0])):
+                best = (key, plan)
+        return best
+
+    def siblings(self, arch: str | ArchSpec, dataset: str, max_cost: float = 4.0, limit: int = 3) -> list[tuple[str, Plan]]:
+        """The other generic networks of `dataset` that carry over to `arch` at a plan cost below `max_cost` (not
+        its own), cheapest first, at most `limit`: the bases a request for an unseen architecture would get."""
+        spec = ArchSpec.parse(arch)
+        ds = load_dataset(dataset)
+        target = spec.with_outputs(ds.num_classes)
+        found = []
+        for key in self.states:
+            src, _, src_dataset = key.rpartition("@")
+            if src_dataset != dataset or ArchSpec.parse(src) == target:
+                continue
+            plan = plan_cost(ArchSpec.parse(src), target, ds.input_shape, ds.input_shape)
+            if plan is not None and plan.cost < max_cost:
+                found.append((key, plan))
+        return sorted(found, key=lambda kp: (kp[1].cost, kp[0]))[:limit]
+
+    def carried(self, key: str, plan: Plan, dataset: str, labels) -> dict[str, torch.Tensor]:
+        """The base weights for `labels` from generic network `key`, carried over by `plan`."""
+        generic = self.states[key]
+        if plan.steps:
+            shape = load_dataset(dataset).input_shape
+            generic = transform_state(generic, plan.src, plan.dst, shape, shape)
+        return base_state(generic, labels)
+
     def base(self, arch: str, dataset: str, labels) -> dict[str, torch.Tensor] | None:
-        """The base weights of a request, or None when the bank has no generic network for it."""
-        generic = self.states.get(generic_key(arch, dataset))
-        return None if generic is None else base_state(generic, labels)
+        """The base weights of a request, or None when the bank has no generic network it can be carried from."""
+        found = self.source(arch, dataset)
+        if found is None:
+            return None
+        return self.carried(*found, dataset, labels)
 
 
 def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
-                codes_per_chunk: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request, or None without a generic network."""
-    state = bank.base(arch, dataset, labels)
+                codes_per_chunk: int, state: dict[str, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request (of `state` if given, else of the
+    bank's base for it), or None without a generic network."""
+    state = bank.base(arch, dataset, labels) if state is None else state
     if state is None:
         return None
     codes = tokenizer.encode(state, arch)

@@ -7,6 +7,7 @@ a phrasing and a support set (k samples per label from the dataset's train split
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from functools import lru_cache
 
 import torch
 
-from igpg.arch import ArchSpec
+from igpg.arch import ACTIVATIONS, ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.generator.base import base_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
@@ -23,6 +24,7 @@ from igpg.generator.model import GeneratorConfig, class_slot
 from igpg.generator.rows import RowLayout, codes_to_rows, row_layout
 from igpg.text import embed_texts
 
+ACTIVATION_INDEX = {name: i for i, name in enumerate(ACTIVATIONS)}
 ROW_KEYS = ("layer_index", "layer_kind", "row", "is_head", "rel_depth", "fan_in", "fan_out", "chunks")
 
 
@@ -36,6 +38,7 @@ class Example:
     phrasings: list[str]
     base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base.py
     feats: torch.Tensor | None = None  # (classes, P, F) head inputs on the feature pool: generator/features.py
+    siblings: list = dataclasses.field(default_factory=list)  # bases carried over from other architectures
 
 
 class ProfileBank:
@@ -84,6 +87,7 @@ def condition_batch(tasks: list[Task], archs: list[str], profiles: list[torch.Te
         "label_mask": torch.zeros(b, lmax),
         "arch_feat": torch.zeros(b, amax, 9),
         "arch_mask": torch.zeros(b, amax),
+        "arch_act": torch.tensor([ACTIVATION_INDEX[s.activation] for s in specs]),
         "drop_instr": drop_instr if drop_instr is not None else torch.zeros(b, dtype=torch.bool),
         "drop_labels": drop_labels if drop_labels is not None else torch.zeros(b, dtype=torch.bool),
     }
@@ -105,9 +109,12 @@ def _slots(key: str, slots: int) -> list[int]:
     return [class_slot(f"{h}|{key}", "row-key", slots) for h in range(KEY_HASHES)]
 
 
-def _arch_key(arch: str) -> str:
-    """An architecture without its output count: the part of a key that names which hidden layers these are."""
+def _arch_key(arch: str, compositional: bool = False) -> str:
+    """An architecture without its output count: the part of a key that names which hidden layers these are.
+    Compositional keys name only the family and the input (every architecture of a lineage zoo shares them)."""
     spec = ArchSpec.parse(arch)
+    if compositional:
+        return f"{spec.family}|{spec.input_shape}"
     return f"{spec.family}|{spec.input_shape}|{spec.hidden}|{spec.activation}|{spec.kernel}"
 
 
@@ -129,7 +136,7 @@ def _label_rows(tasks: list[Task], archs: list[str], cfg: GeneratorConfig):
     for i, (t, a) in enumerate(zip(tasks, archs)):
         heads = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk).is_head.nonzero().squeeze(1)
         for r, label in zip(heads.tolist(), t.labels):
-            yield i, r, label, f"{_arch_key(a)}|{t.dataset}"
+            yield i, r, label, f"{_arch_key(a, cfg.compositional)}|{t.dataset}"
 
 
 def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
@@ -137,7 +144,8 @@ def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: in
     gmax = max(len(label) for t in tasks for label in t.labels)
     out = torch.full((len(tasks), rmax, KEY_HASHES * gmax), -1, dtype=torch.int64)
     for i, a in enumerate(archs):
-        hidden = _neuron_keys(_arch_key(a), a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys, True)
+        hidden = _neuron_keys(_arch_key(a, cfg.compositional), a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys,
+                              True)
         out[i, : len(hidden), :KEY_HASHES] = hidden
     for i, r, label, prefix in _label_rows(tasks, archs, cfg):
         out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.row_keys)])
@@ -206,6 +214,12 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         mask[i, :n] = 1
         head[i, :n] = torch.where(lay.is_head, lay.row, torch.full_like(lay.row, -1))
     rows["is_head"] = rows["is_head"].bool()
+    rows["activation"] = torch.zeros(b, rmax, dtype=torch.int64)
+    rows["layers_to_out"] = torch.zeros(b, rmax, dtype=torch.int64)
+    for i, (a, lay) in enumerate(zip(archs, layouts)):
+        spec = ArchSpec.parse(a)
+        rows["activation"][i] = ACTIVATION_INDEX[spec.activation]
+        rows["layers_to_out"][i, : len(lay)] = spec.depth - lay.layer_index
     if cfg.row_keys:
         if tasks is None:
             raise ValueError("row keys need the tasks")  # a programming error, not user input
@@ -261,6 +275,9 @@ class ExampleSampler:
         if cfg.base_rows:
             p_b = cfg.base_dropout if dropout else 0.0
             bases = [None if rng.random() < p_b else e.base for e in picked]
+            if dropout and cfg.sibling_bases > 0:  # a base carried over from another architecture instead
+                bases = [rng.choice(e.siblings) if b is not None and e.siblings and rng.random() < cfg.sibling_bases
+                         else b for b, e in zip(bases, picked)]
             batch["base"], batch["base_side"] = base_batch(bases, [e.arch for e in picked], cfg, rmax, jmax)
         if cfg.head_features:
             slots = [feature_slots(sample_prototypes(e.feats, e.task, cfg.k_support, rng), cfg.chunk_size, e.rows.shape[1])

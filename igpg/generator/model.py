@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from x_transformers import Decoder
 
+from igpg.arch import ACTIVATIONS
 from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
 from igpg.generator.features import FEATURE_CHANNELS
@@ -115,6 +116,17 @@ class GeneratorConfig:
     # predicted), so it should learn output rows that fit those hidden layers, not the drifted ones (measured:
     # eval/results/generator-ablation.md, session 7). The evaluation still compares with the fine-tuned networks
     probe_targets: bool = False
+    # compositional architecture conditioning (for architectures never trained on): row keys name a hidden row by
+    # (family, input, layer, neuron) and an output row by (family, dataset, class), not by the whole architecture,
+    # so that every architecture of a lineage zoo shares them (neuron j of layer l means the same thing there);
+    # and every row and architecture token also sees its activation, its relative neuron index and its layer's
+    # distance from the output
+    compositional: bool = False
+    # in training, this share of draws sees as its base the generic network of ANOTHER training architecture
+    # (same family and dataset), carried over by `igpg.transform` (widened, deepened, narrowed, ...): what a
+    # request for an architecture never trained on gets as its base. The decoder learns to refine such bases
+    # into the architecture's own network (a lineage zoo makes the two comparable)
+    sibling_bases: float = 0.0
     # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
     # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
     exclude_datasets: tuple[str, ...] = ()
@@ -148,7 +160,7 @@ class GeneratorConfig:
         if self.row_context not in ROW_CONTEXTS:
             raise IgpgError(f"generator config: row_context must be one of {', '.join(ROW_CONTEXTS)}, "
                             f"got {self.row_context!r}")
-        for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout"):
+        for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout", "sibling_bases"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
         if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.train_seeds):
@@ -194,6 +206,9 @@ class WeightGenerator(nn.Module):
         self.head_emb = nn.Embedding(2, d)
         self.row_emb = nn.Embedding(cfg.max_row_index, d)
         self.row_feat = nn.Linear(4, d)
+        if cfg.compositional:  # activation (one-hot), relative neuron index, layers to the output; arch tokens too
+            self.comp_feat = nn.Linear(len(ACTIVATIONS) + 2, d)
+            self.arch_act = nn.Embedding(len(ACTIVATIONS), d)
         self.start_row = nn.Parameter(torch.zeros(d))
         self.row_key_emb = nn.Embedding(cfg.row_keys, d) if cfg.row_keys else None
         if self.row_key_emb is not None:
@@ -244,11 +259,13 @@ class WeightGenerator(nn.Module):
         return (tok + self.label_pos(pos)) * label_mask[..., None]
 
     def prefix(self, instr: torch.Tensor, drop_instr: torch.Tensor, labels: torch.Tensor,
-               arch_feat: torch.Tensor) -> torch.Tensor:
-        """instr (B, 384), labels (B, L, D), arch_feat (B, A, 9) -> (B, 1 + L + A, D)"""
+               arch_feat: torch.Tensor, arch_act: torch.Tensor | None = None) -> torch.Tensor:
+        """instr (B, 384), labels (B, L, D), arch_feat (B, A, 9), arch_act (B,) activation index -> (B, 1 + L + A, D)"""
         i = torch.where(drop_instr[:, None], self.null_instr.expand(instr.shape[0], -1), self.instr_proj(instr))
         a = self.arch_proj(arch_feat) + self.layer_emb(torch.arange(arch_feat.shape[1], device=instr.device)
                                                        .clamp(max=self.cfg.max_layers - 1))
+        if arch_act is not None and self.cfg.compositional:
+            a = a + self.arch_act(arch_act)[:, None]
         t = self.type_emb.weight
         return torch.cat([(i + t[0])[:, None], labels + t[1], a + t[2]], 1)
 
@@ -260,6 +277,11 @@ class WeightGenerator(nn.Module):
         pos = (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
                + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
                + self.row_feat(feat) + self.type_emb.weight[3])
+        if self.cfg.compositional:
+            act = F.one_hot(rows["activation"], len(ACTIVATIONS)).float()
+            rel = rows["row"].float() / rows["fan_out"].float()
+            to_out = rows["layers_to_out"].float() / 8
+            pos = pos + self.comp_feat(torch.cat([act, rel[..., None], to_out[..., None]], -1))
         if self.row_key_emb is not None:
             for name in ("keys", "group_keys", "task_keys"):  # each adds its mean key
                 if name in rows:
@@ -354,7 +376,7 @@ class WeightGenerator(nn.Module):
         """Mean cross-entropy (nats per code) of the batch's codes; see generator/data.py for the batch's keys."""
         b = batch
         labels = self.label_tokens(b["profiles"], b["class_ids"], b["label_mask"], b["drop_labels"])
-        pre = self.prefix(b["instr"], b["drop_instr"], labels, b["arch_feat"])  # (B, P, D), P = 1 + L + A
+        pre = self.prefix(b["instr"], b["drop_instr"], labels, b["arch_feat"], b["arch_act"])  # (B, P, D), P = 1 + L + A
         pre_mask = torch.cat([torch.ones_like(b["label_mask"][:, :1]), b["label_mask"], b["arch_mask"]], 1)
         head_lab = torch.gather(labels, 1, b["head_label"].clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
         head_lab = head_lab * (b["head_label"] >= 0)[..., None]

@@ -103,7 +103,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         cond = condition_batch(list(tasks) * 2, archs * 2, list(profiles) * 2, torch.cat([instr, instr]), cfg,
                                torch.cat([drop, ~drop]), torch.cat([drop, ~drop]))
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
-    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
+    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
     bb = prefix.shape[0]
     rows, _, head = row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1))
     pos = model.row_position(rows)  # (bb, R, D)
@@ -188,7 +188,7 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     drop = torch.zeros(b, dtype=torch.bool)
     cond = condition_batch(tasks, [arch] * b, profiles, instr, cfg, drop, drop)
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
-    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"])
+    prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
     rows, _, head = row_batch([arch] * b, cfg, list(tasks))
     lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
     row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes_per_chunk), -1, dtype=torch.int64)

@@ -116,11 +116,20 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
                 bases[key] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
                                          cfg.codes_per_chunk)
             base = bases[key]
+        siblings = []
+        if cfg.base_rows and cfg.sibling_bases > 0 and r["role"] != "generic":
+            for src_key, plan in bank.siblings(r["arch"], r["dataset"]):
+                skey = (*key, src_key)
+                if skey not in bases:
+                    state = bank.carried(src_key, plan, r["dataset"], r["labels"])
+                    bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
+                                              cfg.codes_per_chunk, state)
+                siblings.append(bases[skey])
         feats = None
         if pool is not None:  # the hidden layers as the generator will see them: decoded from the codes
             feats = pool.features(ArchSpec.parse(r["arch"]).load(tokenizer.decode(c)), r["dataset"])
         out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
-                           base, feats))
+                           base, feats, siblings))
     if not out:
         raise IgpgError(f"zoo {zoo_dir} has no training networks")
     return out

@@ -59,6 +59,7 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
     """Everything the config asks for, deterministic for its seed (the same plan in every process and run)."""
     plan = ZooPlan()
     train_key = json.dumps(cfg.train.__dict__, sort_keys=True)
+    lineage = ("lineage",) if cfg.lineage else ()  # a lineage zoo's networks start elsewhere: other ids
 
     def add_task(task: Task, split: str) -> None:
         ds = load_dataset(task.dataset)
@@ -89,10 +90,20 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
         archs_here = [a for a in cfg.archs if a.datasets is None or ds.name in a.datasets]
         if cfg.init == "generic":
             add_task(everything, "train")
-            for a in archs_here:
+            roots: dict[str, Job] = {}  # lineage: family -> its root's generic job
+            # roots first (the others start from them); a family without a root entry: its first training entry
+            for a in sorted(archs_here, key=lambda a: (not a.root, a.heldout)):
                 arch = add_arch(a, a.resolve(ds.name, ds.num_classes))
-                job = Job(_net_id("generic", arch, cfg.seed, train_key), "generic", plan.tasks[everything.task_id].task,
-                          arch, cfg.seed, "train", "independent", cfg.train)
+                family = ArchSpec.parse(arch).family
+                if cfg.lineage and family in roots:
+                    root = roots[family]
+                    job = Job(_net_id("generic", arch, cfg.seed, train_key, "lineage", root.arch), "generic",
+                              plan.tasks[everything.task_id].task, arch, cfg.seed, "train", "lineage", cfg.train,
+                              generic_file=f"{NETS}/{root.net_id}.safetensors", parent_arch=root.arch)
+                else:
+                    job = Job(_net_id("generic", arch, cfg.seed, train_key), "generic",
+                              plan.tasks[everything.task_id].task, arch, cfg.seed, "train", "independent", cfg.train)
+                    roots[family] = job
                 plan.generic_jobs.append(job)
                 generic_files[a.template] = f"{NETS}/{job.net_id}.safetensors"
         for task in ds_tasks.values():
@@ -107,12 +118,12 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
                     seeds += [(s, "test") for s in cfg.heldout_seeds]
                 for seed, seed_split in seeds:
                     plan.task_jobs.append(Job(
-                        _net_id("task", task.task_id, arch, seed, cfg.init, train_key), "task", task, arch, seed,
+                        _net_id("task", task.task_id, arch, seed, cfg.init, train_key, *lineage), "task", task, arch, seed,
                         seed_split, cfg.init, cfg.train, cfg.keep_checkpoints, generic_files.get(a.template),
                     ))
                     if cfg.probes == "all" or (cfg.probes == "grouped" and task.kind == "grouped"):
                         plan.probe_jobs.append(Job(
-                            _net_id("probe", task.task_id, arch, seed, train_key), "probe", task, arch, seed,
+                            _net_id("probe", task.task_id, arch, seed, train_key, *lineage), "probe", task, arch, seed,
                             seed_split, cfg.init, cfg.train, 0, generic_files.get(a.template),
                         ))
     return plan
@@ -330,7 +341,9 @@ def build_zoo(cfg: ZooConfig, out: str | Path, workers: int = 1,
             build_id = _register(cat, cfg, plan)
             have = cat.net_ids()
             trained = 0
-            phases = [("generic networks", plan.generic_jobs), ("task networks", plan.task_jobs)]
+            phases = [("generic networks", [j for j in plan.generic_jobs if j.init != "lineage"]),
+                      ("lineage generic networks", [j for j in plan.generic_jobs if j.init == "lineage"]),
+                      ("task networks", plan.task_jobs)]
             if plan.probe_jobs:
                 phases.append(("probe networks", plan.probe_jobs))
             for phase, jobs in phases:

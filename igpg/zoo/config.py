@@ -15,6 +15,7 @@ Example (`configs/zoo/tiny.yaml`)::
     train: {max_epochs: 10, patience: 3, lr: 0.003, batch_size: 64, weight_decay: 0.0}
     keep_checkpoints: 0
     probes: none                 # none | grouped | all (see `PROBE_MODES`)
+    lineage: false               # true: generic networks grow from one root per family (see `ArchEntry.root`)
 
 An architecture entry is an `ArchSpec` string whose input may be `*` (the dataset's input: its flat size for an
 mlp, its CxHxW / CxL shape for a cnn) and whose output must be `*` (the task's number of labels).
@@ -77,6 +78,12 @@ class ArchEntry:
     template: str  # e.g. "mlp:*-32-*"
     heldout: bool = False
     datasets: tuple[str, ...] | None = None  # None: every dataset of the zoo
+    # with `lineage`: this family's root on its datasets (where a family has no root entry, its first training
+    # entry is the root). The root's generic network is trained from a random init; every other generic network of the family and dataset starts from the root's, carried to its own
+    # architecture by `igpg.transform` (widened by splitting, deepened by identity layers, narrowed by importance),
+    # and is then trained the same way. Neuron j of layer l then means the same thing across the zoo's
+    # architectures (what a generator needs to learn from one architecture for another)
+    root: bool = False
 
     def resolve(self, dataset: str, num_labels: int) -> ArchSpec:
         """The concrete architecture for one dataset and task size."""
@@ -115,6 +122,7 @@ class ZooConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     keep_checkpoints: int = 0  # also keep the last K epochs' weights of each run, as p-diff collects them
     probes: str = "none"  # none | grouped | all (see `PROBE_MODES`); needs init generic
+    lineage: bool = False  # generic networks grown from one root per family and dataset (`ArchEntry.root`)
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -125,7 +133,8 @@ class ZooConfig:
         return json.dumps(d, sort_keys=True)
 
 
-_TOP_KEYS = {"name", "seed", "init", "datasets", "tasks", "archs", "seeds", "train", "keep_checkpoints", "probes"}
+_TOP_KEYS = {"name", "seed", "init", "datasets", "tasks", "archs", "seeds", "train", "keep_checkpoints", "probes",
+             "lineage"}
 _REQUIRED = {"name", "datasets", "archs", "seeds"}
 
 
@@ -205,7 +214,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
     archs = []
     for i, entry in enumerate(raw["archs"]):
         w = f"{where}.archs[{i}]"
-        _check_keys(w, entry, {"arch", "heldout", "datasets"}, {"arch"})
+        _check_keys(w, entry, {"arch", "heldout", "datasets", "root"}, {"arch"})
         if not isinstance(entry["arch"], str):
             raise IgpgError(f"{w}.arch: expected a string like 'mlp:*-32-*'")
         heldout = entry.get("heldout", False)
@@ -219,7 +228,12 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
             if unknown:
                 raise IgpgError(f"{w}.datasets: {unknown[0]!r} is not one of the zoo's datasets")
             only = tuple(only)
-        arch = ArchEntry(entry["arch"], heldout, only)
+        root = entry.get("root", False)
+        if not isinstance(root, bool):
+            raise IgpgError(f"{w}.root: expected true or false")
+        if root and heldout:
+            raise IgpgError(f"{w}: a lineage root cannot be held out")
+        arch = ArchEntry(entry["arch"], heldout, only, root)
         for ds in datasets:  # validate now: nothing is built from a config that fails later
             if only is None or ds.name in only:
                 arch.resolve(ds.name, max(2, tasks.min_ways))
@@ -250,8 +264,25 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
     if probes != "none" and init != "generic":
         raise IgpgError(f"{where}.probes: probe networks train on a generic network's features; they need "
                         f"init: generic, not {init!r}")
+    lineage = raw.get("lineage", False)
+    if not isinstance(lineage, bool):
+        raise IgpgError(f"{where}.lineage: expected true or false")
+    if lineage and init != "generic":
+        raise IgpgError(f"{where}.lineage: generic networks grown from a root need init: generic, not {init!r}")
+    if any(a.root for a in archs) and not lineage:
+        raise IgpgError(f"{where}.archs: 'root' entries need lineage: true")
+    if lineage:
+        for ds in datasets:
+            roots: dict[str, list[str]] = {}
+            for a in archs:
+                if a.root and (a.datasets is None or ds.name in a.datasets):
+                    roots.setdefault(a.template.partition(":")[0].strip().lower(), []).append(a.template)
+            for fam, names in roots.items():
+                if len(names) > 1:
+                    raise IgpgError(f"{where}.archs: with lineage, the {fam} architectures of {ds.name} have one root "
+                                    f"at most, got {', '.join(names)}")
     return ZooConfig(name.strip(), seed, init, tuple(datasets), tasks, tuple(archs), train_seeds, heldout_seeds,
-                     train, keep, probes)
+                     train, keep, probes, lineage)
 
 
 def _as_list(value: Any, where: str) -> list:

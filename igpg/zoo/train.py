@@ -20,6 +20,7 @@ from torch import nn
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluate import accuracy
+from igpg.transform import transform_state
 from igpg.zoo.config import TrainConfig
 
 
@@ -35,6 +36,10 @@ def exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="igpg-exit-with-parent", daemon=True).start()
+
+
+LINEAGE_NOISE = 0.05  # split copies' incoming rows get this much noise (x the layer's std): copies that stay equal
+# get equal gradients and never become distinct neurons (Net2Net adds noise for the same reason)
 
 
 def stable_seed(*parts: object) -> int:
@@ -54,7 +59,9 @@ class Job:
     init: str  # independent | shared | generic
     train: TrainConfig
     keep_checkpoints: int = 0
-    generic_file: str | None = None  # weights of the generic network (role task, init generic)
+    generic_file: str | None = None  # weights of the generic network (role task, init generic), or of the lineage
+    # root (role generic, init lineage)
+    parent_arch: str | None = None  # init lineage: the root's architecture, carried over to `arch`
 
 
 @dataclass
@@ -71,6 +78,12 @@ def initial_network(job: Job, generic_state: dict[str, torch.Tensor] | None = No
     `generic_state`: the generic network's weights, when the caller has them (a Ray worker on another machine
     cannot read the driver's `job.generic_file`); else they are read from `job.generic_file`."""
     spec = ArchSpec.parse(job.arch)
+    if job.role == "generic" and job.init == "lineage":  # the root's generic network, carried over, then trained
+        source = generic_state if generic_state is not None else load_file(job.generic_file)
+        shape = load_dataset(job.task.dataset).input_shape
+        state = transform_state(source, ArchSpec.parse(job.parent_arch), spec, shape, shape,
+                                noise=LINEAGE_NOISE, seed=stable_seed("lineage", job.arch, job.seed))
+        return spec.load(state).train()
     if job.init == "independent" or job.role == "generic":
         torch.manual_seed(stable_seed("init", job.task.task_id, job.arch, job.seed))
         return spec.build()
