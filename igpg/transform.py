@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from igpg.arch import ArchSpec
+from igpg.arch import ACTIVATIONS, ArchSpec
 from igpg.errors import IgpgError
 
 Layer = tuple[torch.Tensor, torch.Tensor]  # weight (O, I, *k), bias (O,)
@@ -132,13 +132,16 @@ def plan_cost(src: ArchSpec, dst: ArchSpec, src_input: tuple[int, ...] | None = 
 
 def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec,
                     src_input: tuple[int, ...] | None = None, dst_input: tuple[int, ...] | None = None,
-                    keep_outputs: bool = True, noise: float = 0.0, seed: int = 0) -> dict[str, torch.Tensor]:
+                    keep_outputs: bool = True, noise: float = 0.0, seed: int = 0,
+                    calibrate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """`state` of architecture `src` carried over to `dst`'s hidden layers (see the module docstring).
 
     With `keep_outputs` (the default) the head keeps the source's output rows and the result is a state dict of
     `dst.with_outputs(src.num_outputs)`; otherwise `dst` must have the source's number of outputs anyway.
     `noise` > 0 adds Gaussian noise of that size (x the layer's weight std) to the incoming rows of split copies,
-    so that training can tell them apart (no longer exact; drawn from `seed`)."""
+    so that training can tell them apart (no longer exact; drawn from `seed`). `calibrate` (N, D): samples on which
+    every layer whose input a lossy step changed (a narrowed layer below it, another activation, merged layers) is
+    refit to the source's pre-activations (`_calibrate`; MLPs only)."""
     if plan_cost(src, dst, src_input, dst_input) is None:
         raise IgpgError(f"no transform from {src} to {dst}")
     src_input = tuple(src_input or src.input_shape)
@@ -157,23 +160,78 @@ def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec
     while spec.depth < dst.depth:
         layers = _insert_identity(layers, spec, act)
         spec = spec.with_hidden((*spec.hidden, spec.hidden[-1]))
+    merged = spec.depth > dst.depth
     while spec.depth > dst.depth:
         layers = _merge_last(layers)
         spec = spec.with_hidden((*spec.hidden[:-2], spec.hidden[-1]))
+    teacher, teacher_spec = list(layers), spec  # the network before any width or activation change
+    origin = [torch.arange(w) for w in spec.hidden]  # which teacher neuron each neuron stands for
+    changed = [False] * (spec.depth + 1)  # layer i's input differs from the teacher's layer i input
     gen = torch.Generator().manual_seed(seed)
     for i, width in enumerate(dst.hidden):
         if width > spec.hidden[i]:
-            layers = _widen(layers, i, width, noise, gen)
+            layers, copies = _widen(layers, i, width, noise, gen)
+            origin[i] = origin[i][copies]
         elif width < spec.hidden[i]:
-            layers = _narrow(layers, i, width)
+            layers, keep = _narrow(layers, i, width)
+            origin[i] = origin[i][keep]
+            changed[i + 1] = True
     spec = spec.with_hidden(dst.hidden)
     if spec.family == "cnn" and spec.kernel != dst.kernel:
         layers = _set_kernel(layers, spec, dst.kernel)
+    if dst.activation != spec.activation:
+        changed[1:] = [True] * spec.depth
     out_spec = ArchSpec(dst.family, dst.input_shape, dst.hidden, src.num_outputs if keep_outputs else dst.num_outputs,
                         dst.activation, dst.kernel)
     if not keep_outputs and dst.num_outputs != src.num_outputs:
         raise IgpgError(f"{src} has {src.num_outputs} outputs, {dst} has {dst.num_outputs}: select output rows instead")
+    if calibrate is not None and (any(changed) or merged):
+        if merged:  # no layer-to-layer correspondence with the source: only the head is refit, to the source
+            teacher, teacher_spec = _layers(state, src), src
+            origin, changed = None, [False] * spec.depth + [True]
+        same_input = teacher_spec.input_dim == out_spec.input_dim
+        if spec.family == "mlp" and teacher_spec.family == "mlp" and same_input:
+            layers = _calibrate(layers, out_spec, teacher, teacher_spec, origin, changed, calibrate)
     return _state(layers, out_spec)
+
+
+# ---- calibration on a few samples ----------------------------------------------------------------------------
+CALIBRATION_PRIOR = 0.1  # ridge weight (x mean diagonal of the Gram matrix) pulling refit weights to the transform's
+
+
+def _mlp_forward(layers: list[Layer], act: str, x: torch.Tensor) -> list[torch.Tensor]:
+    """Pre-activations of every layer (the head last) of an MLP given as layers."""
+    f = ACTIVATIONS[act]()
+    pre, h = [], x
+    for i, (w, b) in enumerate(layers):
+        z = h @ w.T + b
+        pre.append(z)
+        h = f(z)
+    return pre
+
+
+@torch.no_grad()
+def _calibrate(layers: list[Layer], spec: ArchSpec, teacher: list[Layer], teacher_spec: ArchSpec,
+               origin: list[torch.Tensor] | None, changed: list[bool], x: torch.Tensor) -> list[Layer]:
+    """Refit, from the input up, every layer whose input a lossy step changed, so that its pre-activations on the
+    samples `x` (N, D) match the teacher's (its neurons' origins; the head: the teacher's logits), by ridge
+    regression pulled towards the transformed weights (a few samples move them little)."""
+    target = _mlp_forward(teacher, teacher_spec.activation, x)
+    f = ACTIVATIONS[spec.activation]()
+    out, h = list(layers), x
+    for i, (w, b) in enumerate(layers):
+        head = i == len(layers) - 1
+        if changed[i] and (head or origin is not None):
+            t = target[-1] if head else target[i][:, origin[i]]
+            a = torch.cat([h, torch.ones(len(h), 1)], 1)  # (N, I + 1)
+            prior = torch.cat([w, b[:, None]], 1).T  # (I + 1, O)
+            gram = a.T @ a
+            lam = CALIBRATION_PRIOR * float(gram.diagonal().mean()) + 1e-6
+            sol = torch.linalg.solve(gram + lam * torch.eye(len(gram)), a.T @ t + lam * prior)
+            w, b = sol[:-1].T.contiguous(), sol[-1].contiguous()
+            out[i] = (w, b)
+        h = f(h @ w.T + b)
+    return out
 
 
 # ---- family -------------------------------------------------------------------------------------------------
@@ -279,8 +337,9 @@ def _next(layers: list[Layer], i: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _widen(layers: list[Layer], i: int, width: int, noise: float = 0.0,
-           gen: torch.Generator | None = None) -> list[Layer]:
-    """Net2Net splitting of hidden layer i to `width` neurons: copies round-robin, outgoing weights shared."""
+           gen: torch.Generator | None = None) -> tuple[list[Layer], torch.Tensor]:
+    """Net2Net splitting of hidden layer i to `width` neurons: copies round-robin, outgoing weights shared; also
+    returns which neuron each new neuron copies."""
     w, b = layers[i]
     n = w.shape[0]
     src = torch.arange(width) % n  # new neuron j copies neuron src[j]
@@ -294,7 +353,7 @@ def _widen(layers: list[Layer], i: int, width: int, noise: float = 0.0,
         new_w[n:] += noise * w.std() * torch.randn(new_w[n:].shape, generator=gen)
     out[i] = (new_w, b[src].clone())
     out[i + 1] = (nxt_w[:, src] * scale, nxt_b)
-    return out
+    return out, src
 
 
 def importance(layers: list[Layer], i: int) -> torch.Tensor:
@@ -306,14 +365,14 @@ def importance(layers: list[Layer], i: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _narrow(layers: list[Layer], i: int, width: int) -> list[Layer]:
+def _narrow(layers: list[Layer], i: int, width: int) -> tuple[list[Layer], torch.Tensor]:
     keep = importance(layers, i).argsort(descending=True)[:width].sort().values
     w, b = layers[i]
     nxt_w, nxt_b = layers[i + 1]
     out = list(layers)
     out[i] = (w[keep].clone(), b[keep].clone())
     out[i + 1] = (nxt_w[:, keep].clone(), nxt_b)
-    return out
+    return out, keep
 
 
 # ---- kernel --------------------------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ import math
 import pytest
 import torch
 
+from igpg.arch import ArchSpec
+from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
+from igpg.evaluate import accuracy
 from igpg.evaluation import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
 from igpg.zoo import Catalogue
 
@@ -100,3 +103,34 @@ def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_
     cat = rep["categories"]["held-out dataset:digits"]
     assert cat["n"] == 3 and 0.0 <= cat["generated_acc"] <= 1.0
     assert all(math.isnan(q["retrieved"]) and math.isnan(q["zoo_mean"]) for q in cat["queries"])
+
+
+def test_evaluation_reports_the_transform_baseline_ghn_protocol_and_memorisation(tiny_zoo, tiny_pipeline):
+    """A held-out width of the tiny zoo (24, wider than its trained 16) is reported as a wider architecture, beside
+    the transform baseline (the 16-wide generic network split to 24: exactly its function), one epoch of fine-tuning
+    and the memorisation checks; a seen task's nearest training checkpoint is a real one."""
+    from igpg.evaluation import evaluate_generator, report_markdown
+    from igpg.generator import ParameterGenerator
+
+    d, _ = tiny_pipeline
+    gen = ParameterGenerator.from_pretrained(d / "gen")
+    rep = evaluate_generator(gen, tiny_zoo, limit=2, seeds=(0,), categories=["seen tasks", "wider architectures"])
+    seen, wide = rep["categories"]["seen tasks"], rep["categories"]["wider architectures"]
+    assert seen["n"] == 2 and wide["n"] == 2
+    zoo = Catalogue(tiny_zoo)
+    for q in wide["queries"]:
+        assert q["arch"].startswith("mlp:64-24-")
+        generic = generic_rows_net(zoo, {**q, "arch": q["arch"].replace("-24-", "-16-")})  # the 16-wide generic
+        data = Task.from_classes(q["dataset"], q["labels"]).relabel(load_dataset(q["dataset"]).test)
+        assert q["transform"] == accuracy(generic, data.x, data.y)  # an exact widening: the same predictions
+        assert q["transform_calibrated"] == [q["transform"]]  # nothing lossy to calibrate
+        assert math.isnan(q["generic_rows"]) is False and math.isnan(q["retrieved"])  # no training net of that arch
+    for c in (seen, wide):
+        for q in c["queries"]:
+            assert 0 <= q["gen_epoch1"][0] <= 1 and 0 <= q["random_epoch1"][0] <= 1
+            assert q["dist_nearest"][0] > 0
+            assert 0 <= q["nearest_noise"][0] <= 1 and 0 <= q["knn_mean"][0] <= 1
+    assert all(q["seed_distance"] > 0 for q in seen["queries"])  # seeds 0 and 1 of a training task
+    assert all(math.isnan(q["seed_distance"]) for q in wide["queries"])  # the tiny zoo trains one seed there
+    md = report_markdown(rep)
+    assert "| wider architectures | 2 |" in md and "distance to nearest checkpoint" in md

@@ -167,3 +167,20 @@ def test_arch_kind_sorts_heldout_architectures_against_the_trained_ones():
     assert kinds == {"mlp:64-48-3": "inside", "mlp:64-24-24-5": "inside", "mlp:64-8-3": "narrower",
                      "mlp:64-128-3": "wider", "mlp:64-16-16-16-3": "deeper", "mlp:64-32-3:act=tanh": "activation",
                      "cnn:1x8x8-8-16-3:k=5": "kernel", "cnn:1x8x8-12-16-3": "inside", "mlp:784-32-3": "family"}
+
+
+def test_calibration_refits_only_what_a_lossy_step_changed_towards_the_source():
+    s, net = _random_net("mlp:16-12-12-3")
+    state, x = net.state_dict(), torch.rand(60, 16)
+    narrow = ArchSpec.parse("mlp:16-12-4-3")  # the second layer narrowed: only the head's input changed
+    plain = transform_state(state, s, narrow)
+    cal = transform_state(state, s, narrow, calibrate=x)
+    for k in ("hidden.0.weight", "hidden.0.bias", "hidden.1.weight", "hidden.1.bias"):
+        assert torch.equal(plain[k], cal[k]), k
+    err = lambda st: float((narrow.load(st)(x) - net(x)).pow(2).mean())  # noqa: E731
+    assert err(cal) < 0.5 * err(plain)
+    first = transform_state(state, s, ArchSpec.parse("mlp:16-4-12-3"), calibrate=x)  # layer 1 reads the narrowed one
+    assert not torch.equal(first["hidden.1.weight"], transform_state(state, s, ArchSpec.parse("mlp:16-4-12-3"))["hidden.1.weight"])
+    wide = ArchSpec.parse("mlp:16-20-12-3")  # exact: nothing to calibrate
+    assert all(torch.equal(a, b) for a, b in zip(transform_state(state, s, wide, calibrate=x).values(),
+                                                 transform_state(state, s, wide).values()))

@@ -88,14 +88,15 @@ class ParameterGenerator:
         bank = GenericBank.load(path / GENERIC_DIR) if cfg.base_rows else None
         return cls(model, tok, f"{path.name}@{digest}", bank)
 
-    def base_of(self, task: Task, arch: str):
-        """The request's base rows (a base_rows model with a generic network for it), else None."""
+    def base_of(self, task: Task, arch: str, support_x: torch.Tensor | None = None):
+        """The request's base rows (a base_rows model with a generic network it can be carried from; a lossy
+        carry-over is calibrated on the support samples `support_x`), else None."""
         if not (self.cfg.base_rows and self.use_base):
             return None
-        key = (arch, task.dataset, task.labels)
+        key = (arch, task.dataset, task.labels, None if support_x is None else hash(support_x.numpy().tobytes()))
         if key not in self._bases:
             self._bases[key] = encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels,
-                                           self.cfg.chunk_size, self.cfg.codes_per_chunk)
+                                           self.cfg.chunk_size, self.cfg.codes_per_chunk, calibrate=support_x)
         return self._bases[key]
 
     # ---- validation ----------------------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class ParameterGenerator:
                             .view(r.task.num_labels, k, -1))
         instr = embed_texts([r.instruction for r in requests])
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
-        bases = [self.base_of(r.task, arch) for r in requests]
+        bases = [self.base_of(r.task, arch, x) for r, (x, _) in zip(requests, support)]
         feats = self._head_features(requests, arch, [x for x, _ in support]) if self.cfg.head_features else None
         if books is None:
             codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],

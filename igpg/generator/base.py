@@ -124,28 +124,33 @@ class GenericBank:
                 found.append((key, plan))
         return sorted(found, key=lambda kp: (kp[1].cost, kp[0]))[:limit]
 
-    def carried(self, key: str, plan: Plan, dataset: str, labels) -> dict[str, torch.Tensor]:
-        """The base weights for `labels` from generic network `key`, carried over by `plan`."""
-        generic = self.states[key]
+    def carried(self, key: str, plan: Plan, dataset: str, labels,
+                calibrate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The base weights for `labels` from generic network `key`, carried over by `plan`; where a step of the
+        plan is lossy, calibrated on the samples `calibrate` (the request's support samples: transform.py)."""
+        state = base_state(self.states[key], labels)
         if plan.steps:
+            n = len(labels)
             shape = load_dataset(dataset).input_shape
-            generic = transform_state(generic, plan.src, plan.dst, shape, shape)
-        return base_state(generic, labels)
+            state = transform_state(state, plan.src.with_outputs(n), plan.dst.with_outputs(n), shape, shape,
+                                    calibrate=None if plan.exact else calibrate)
+        return state
 
-    def base(self, arch: str, dataset: str, labels) -> dict[str, torch.Tensor] | None:
+    def base(self, arch: str, dataset: str, labels, calibrate: torch.Tensor | None = None
+             ) -> dict[str, torch.Tensor] | None:
         """The base weights of a request, or None when the bank has no generic network it can be carried from."""
         found = self.source(arch, dataset)
         if found is None:
             return None
-        return self.carried(*found, dataset, labels)
+        return self.carried(*found, dataset, labels, calibrate)
 
 
 def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
-                codes_per_chunk: int, state: dict[str, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor] | None:
+                codes_per_chunk: int, state: dict[str, torch.Tensor] | None = None,
+                calibrate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request (of `state` if given, else of the
-    bank's base for it), or None without a generic network."""
-    state = bank.base(arch, dataset, labels) if state is None else state
+    bank's base for it, calibrated on `calibrate`), or None without a generic network."""
+    state = bank.base(arch, dataset, labels, calibrate) if state is None else state
     if state is None:
         return None
     codes = tokenizer.encode(state, arch)

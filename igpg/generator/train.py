@@ -36,6 +36,7 @@ from igpg.checkpoint import (
 from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
+from igpg.generator.conditions import support_set
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
 from igpg.generator.features import FeaturePool
 from igpg.generator.model import GeneratorConfig, WeightGenerator
@@ -120,8 +121,9 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
         if cfg.base_rows and cfg.sibling_bases > 0 and r["role"] != "generic":
             for src_key, plan in bank.siblings(r["arch"], r["dataset"]):
                 skey = (*key, src_key)
-                if skey not in bases:
-                    state = bank.carried(src_key, plan, r["dataset"], r["labels"])
+                if skey not in bases:  # calibrated on a support draw, as a request's base is (transform.py)
+                    x, _ = support_set(task, cfg.k_support, seed=len(bases))
+                    state = bank.carried(src_key, plan, r["dataset"], r["labels"], calibrate=x)
                     bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
                                               cfg.codes_per_chunk, state)
                 siblings.append(bases[skey])
