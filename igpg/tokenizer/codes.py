@@ -24,14 +24,15 @@ INDEX_FILE = "index.json"
 
 
 def extract_codes(tok: WeightTokenizer, zoo: Catalogue, out: str | Path, tokenizer_name: str = "",
-                  progress: Callable[[int, int], None] | None = None) -> int:
-    """Encode every network of the zoo (all splits: the split flags travel with the catalogue); returns how many."""
+                  progress: Callable[[int, int], None] | None = None, where: str | None = None) -> int:
+    """Encode every network of the zoo (all splits: the split flags travel with the catalogue), or those of the
+    catalogue condition `where`; returns how many."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for p in out.glob(".*.tmp"):  # temporaries of a run killed while writing these files (see io.atomic_path)
         if p.name.startswith((f".{CODES_FILE}.", f".{INDEX_FILE}.")) and p.is_file():
             p.unlink(missing_ok=True)
-    rows = zoo.rows()
+    rows = zoo.rows(where) if where else zoo.rows()
     tensors, nets = {}, {}
     dtype = torch.int16 if tok.cfg.vocab_size <= 32767 else torch.int32
     for i, r in enumerate(rows):

@@ -106,12 +106,14 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
                     roots[family] = job
                 plan.generic_jobs.append(job)
                 generic_files[a.template] = f"{NETS}/{job.net_id}.safetensors"
-        for task in ds_tasks.values():
+        for n_task, task in enumerate(ds_tasks.values()):
             split = "train" if task.task_id == everything.task_id else assign_split(
                 task.task_id, cfg.seed, cfg.tasks.test_fraction)
             add_task(task, split)
             task = plan.tasks[task.task_id].task
             for a in archs_here:
+                if a.max_tasks is not None and n_task >= a.max_tasks:
+                    continue
                 arch = add_arch(a, a.resolve(ds.name, task.num_labels))
                 seeds = [(s, "train") for s in cfg.train_seeds]
                 if split == "train" and not a.heldout:  # held-out seeds are of training tasks and architectures
@@ -121,7 +123,9 @@ def plan_zoo(cfg: ZooConfig) -> ZooPlan:
                         _net_id("task", task.task_id, arch, seed, cfg.init, train_key, *lineage), "task", task, arch, seed,
                         seed_split, cfg.init, cfg.train, cfg.keep_checkpoints, generic_files.get(a.template),
                     ))
-                    if cfg.probes == "all" or (cfg.probes == "grouped" and task.kind == "grouped"):
+                    # probes of the networks a generator trains on (training task, architecture and seed)
+                    trains_on = split == "train" and not a.heldout and seed_split == "train"
+                    if trains_on and (cfg.probes == "all" or (cfg.probes == "grouped" and task.kind == "grouped")):
                         plan.probe_jobs.append(Job(
                             _net_id("probe", task.task_id, arch, seed, train_key, *lineage), "probe", task, arch, seed,
                             seed_split, cfg.init, cfg.train, 0, generic_files.get(a.template),

@@ -17,6 +17,8 @@ Example (`configs/zoo/tiny.yaml`)::
     probes: none                 # none | grouped | all (see `PROBE_MODES`)
     lineage: false               # true: generic networks grow from one root per family (see `ArchEntry.root`)
 
+An architecture entry may also say `root: true` (lineage) and `max_tasks: N` (train it on the first N tasks only).
+
 An architecture entry is an `ArchSpec` string whose input may be `*` (the dataset's input: its flat size for an
 mlp, its CxHxW / CxL shape for a cnn) and whose output must be `*` (the task's number of labels).
 """
@@ -84,6 +86,9 @@ class ArchEntry:
     # and is then trained the same way. Neuron j of layer l then means the same thing across the zoo's
     # architectures (what a generator needs to learn from one architecture for another)
     root: bool = False
+    # train this architecture on at most this many tasks of each dataset (the first in the plan's fixed order;
+    # None: all): a held-out architecture needs only enough reference networks for the evaluation's queries
+    max_tasks: int | None = None
 
     def resolve(self, dataset: str, num_labels: int) -> ArchSpec:
         """The concrete architecture for one dataset and task size."""
@@ -214,7 +219,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
     archs = []
     for i, entry in enumerate(raw["archs"]):
         w = f"{where}.archs[{i}]"
-        _check_keys(w, entry, {"arch", "heldout", "datasets", "root"}, {"arch"})
+        _check_keys(w, entry, {"arch", "heldout", "datasets", "root", "max_tasks"}, {"arch"})
         if not isinstance(entry["arch"], str):
             raise IgpgError(f"{w}.arch: expected a string like 'mlp:*-32-*'")
         heldout = entry.get("heldout", False)
@@ -233,7 +238,10 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
             raise IgpgError(f"{w}.root: expected true or false")
         if root and heldout:
             raise IgpgError(f"{w}: a lineage root cannot be held out")
-        arch = ArchEntry(entry["arch"], heldout, only, root)
+        max_tasks = entry.get("max_tasks")
+        if max_tasks is not None:
+            max_tasks = _typed(f"{w}.max_tasks", max_tasks, int, 1, 100_000)
+        arch = ArchEntry(entry["arch"], heldout, only, root, max_tasks)
         for ds in datasets:  # validate now: nothing is built from a config that fails later
             if only is None or ds.name in only:
                 arch.resolve(ds.name, max(2, tasks.min_ways))
