@@ -260,15 +260,38 @@ def generate_cmd(
     if not out_file.parent.is_dir():
         raise IgpgError(f"directory {out_file.parent} does not exist")
     gen = ParameterGenerator.from_pretrained(model)
+    gen.check_request(instruction, dataset, classes, arch, seed)  # bad input is refused before any note or work
+    note = gen.coverage_note(arch, dataset)
+    if note:  # said before decoding: what the user is about to get
+        console.print(f"warning: {note}", markup=False, highlight=False)
     net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
                        k=k, temperature=temperature, guidance=guidance)
     digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
     acc = evaluate(net, dataset, classes, split="test")  # the same string the task was parsed from
     out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
               f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
-    if gen.cfg.base_rows and not net.igpg_base:
-        out.print(f"note: this model ships no generic network of these hidden layers on {dataset}, so the network was "
-                  "decoded without a base: expect near-chance accuracy (see the model card)")
+
+
+@app.command("info")
+def info_cmd(model: ModelOpt = None) -> None:
+    """What a generator covers: the families, widths, depths, activations and datasets it trained on.
+
+    Requests outside that range still get a network (its base carried over from the nearest trained architecture);
+    `igpg generate` says so before decoding. Example: igpg info --model runs/gen
+    """
+    from igpg.coverage import describe
+    from igpg.generator import ParameterGenerator
+
+    gen = ParameterGenerator.from_pretrained(model)
+    out.print(f"generator {gen.name}: {sum(p.numel() for p in gen.model.parameters()):,} parameters, tokenizer "
+              f"{gen.cfg.tokenizer} ({gen.cfg.codes_per_chunk} codes per chunk of {gen.cfg.chunk_size} weights)")
+    lines = describe(gen.trained_on())
+    if not lines:
+        out.print("trained architectures: none recorded (this generator has no generic networks)")
+    for line in lines:
+        out.print(f"  {line}")
+    out.print("other architectures of these families and datasets start from the nearest trained one, carried over "
+              "(wider, deeper: exact; narrower, other activations: calibrated on the support samples)")
 
 
 @eval_app.command("generator")

@@ -31,6 +31,7 @@ from typing import Callable
 import torch
 
 from igpg.arch import ArchSpec
+from igpg.coverage import arch_kind
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
@@ -69,30 +70,6 @@ REQUIRED_FLAGS = {
 DEFAULT_CATEGORIES = ("seen tasks", "held-out seeds", "held-out phrasings", "held-out tasks", *ARCH_KINDS)
 
 
-def arch_kind(arch: str, dataset: str, trained: set[tuple[str, str]]) -> str:
-    """Where a held-out architecture sits against the trained ones (`trained`: (arch, dataset) pairs) of its family
-    on its dataset: 'family' (none), 'activation', 'kernel', 'deeper', 'shallower', 'wider', 'narrower' (the first
-    that applies), else 'inside'."""
-    spec = ArchSpec.parse(arch)
-    same = [ArchSpec.parse(a) for a, d in trained if d == dataset and a.startswith(spec.family + ":")]
-    if not same:
-        return "family"
-    if spec.activation not in {s.activation for s in same}:
-        return "activation"
-    if spec.family == "cnn" and spec.kernel not in {s.kernel for s in same}:
-        return "kernel"
-    depths = {s.depth for s in same}
-    if spec.depth > max(depths):
-        return "deeper"
-    if spec.depth < min(depths):
-        return "shallower"
-    widths = [w for s in same for w in s.hidden]
-    if max(spec.hidden) > max(widths):
-        return "wider"
-    if min(spec.hidden) < min(widths):
-        return "narrower"
-    return "inside"
-TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
 LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
 
 

@@ -330,6 +330,30 @@ def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny
         assert net.igpg_base == (arch != "cnn:1x8x8-4-3")
 
 
+def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decoding(tiny_zoo, tiny_pipeline, tmp_path,
+                                                                                    cli):
+    import shutil
+
+    d, gcfg = tiny_pipeline
+    cfg = dataclasses.replace(gcfg, base_rows=True, steps=2)
+    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
+    shutil.copytree(d / "gen" / "tokenizer", tmp_path / "g" / "tokenizer")
+    res = cli("info", "--model", tmp_path / "g")
+    assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
+    ask = lambda arch: cli("generate", "Classify 3, 5 and 8", "--dataset", "digits", "--classes", "3,5,8",  # noqa: E731
+                           "--arch", arch, "--model", tmp_path / "g", "--samples", "1", "--out", tmp_path / "n.safetensors")
+    assert "warning" not in ask("mlp:64-16-3").err  # a trained architecture
+    res = ask("mlp:64-24-3")
+    assert res.code == 0 and "warning: mlp:64-24-3 on digits is not an architecture this generator trained on (wider " \
+        "than any it trained on); it starts from mlp:64-16-10 carried over (widen layer 0 16->24: exact)" in res.err
+    res = ask("mlp:64-8-8-3")
+    assert "(deeper than any it trained on)" in res.err and "lossy, calibrated on the support samples" in res.err
+    res = ask("cnn:1x8x8-4-3")
+    assert "a family it never trained on this dataset" in res.err and "expect near-chance accuracy" in res.err
+    res = ask("mlp:64-8-4")  # bad input: refused before any note
+    assert res.code == 2 and "warning" not in res.err
+
+
 def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():
     from igpg.generator.data import drift_keys
 

@@ -156,17 +156,18 @@ def test_lineage_config_errors(change, match):
 
 
 def test_arch_kind_sorts_heldout_architectures_against_the_trained_ones():
-    from igpg.evaluation import arch_kind
+    from igpg.coverage import arch_kind
 
     trained = {("mlp:64-16-10", "digits"), ("mlp:64-64-10", "digits"), ("mlp:64-32-32-10", "digits"),
                ("cnn:1x8x8-8-16-10", "digits"), ("mlp:40-32-10", "mnist1d")}
     kinds = {a: arch_kind(a, d, trained) for a, d in [
         ("mlp:64-48-3", "digits"), ("mlp:64-24-24-5", "digits"), ("mlp:64-8-3", "digits"), ("mlp:64-128-3", "digits"),
         ("mlp:64-16-16-16-3", "digits"), ("mlp:64-32-3:act=tanh", "digits"), ("cnn:1x8x8-8-16-3:k=5", "digits"),
-        ("cnn:1x8x8-12-16-3", "digits"), ("mlp:784-32-3", "mnist")]}
+        ("cnn:1x8x8-12-16-3", "digits"), ("mlp:784-32-3", "mnist"), ("mlp:64-64-3", "digits"), ("mlp:40-8-3", "iris")]}
     assert kinds == {"mlp:64-48-3": "inside", "mlp:64-24-24-5": "inside", "mlp:64-8-3": "narrower",
                      "mlp:64-128-3": "wider", "mlp:64-16-16-16-3": "deeper", "mlp:64-32-3:act=tanh": "activation",
-                     "cnn:1x8x8-8-16-3:k=5": "kernel", "cnn:1x8x8-12-16-3": "inside", "mlp:784-32-3": "family"}
+                     "cnn:1x8x8-8-16-3:k=5": "kernel", "cnn:1x8x8-12-16-3": "inside", "mlp:784-32-3": "dataset",
+                     "mlp:64-64-3": "trained", "mlp:40-8-3": "dataset"}
 
 
 def test_calibration_refits_only_what_a_lossy_step_changed_towards_the_source():

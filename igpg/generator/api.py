@@ -22,6 +22,7 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.checkpoint import load_model_state, read_config
+from igpg.coverage import KIND_TEXT, arch_kind
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
@@ -98,6 +99,29 @@ class ParameterGenerator:
             self._bases[key] = encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels,
                                            self.cfg.chunk_size, self.cfg.codes_per_chunk, calibrate=support_x)
         return self._bases[key]
+
+    # ---- coverage ------------------------------------------------------------------------------------------
+    def trained_on(self) -> set[tuple[str, str]]:
+        """(architecture with all classes, dataset) pairs this generator trained on (its generic networks)."""
+        return {tuple(key.rsplit("@", 1)) for key in self.bank.states}
+
+    def coverage_note(self, arch, dataset: str) -> str | None:
+        """None for an architecture this generator trained on; else one line: where the request sits against what it
+        learned, and the base it starts from (carried over from which network, how) or that it has none."""
+        spec = ArchSpec.parse(arch)
+        trained = self.trained_on()
+        kind = arch_kind(str(spec), dataset, trained)
+        if kind == "trained" or not self.cfg.base_rows:
+            return None
+        found = self.bank.source(spec, dataset)
+        if found is None:
+            start = "no base can be carried over to it, so it is decoded from the conditions alone: expect near-chance accuracy"
+        else:
+            key, plan = found
+            how = "exact" if plan.exact else "lossy, calibrated on the support samples"
+            start = f"it starts from {key.rsplit('@', 1)[0]} carried over ({'; '.join(plan.steps)}: {how})"
+        return (f"{spec} on {dataset} is not an architecture this generator trained on ({KIND_TEXT[kind]}); {start}. "
+                "What it trained on: `igpg info`.")
 
     # ---- validation ----------------------------------------------------------------------------------------
     def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0) -> Request:
