@@ -16,6 +16,10 @@ Slope: least-squares fit of log(time) on log(parameters) over the four sizes (1.
 Unless --no-beyond, one more network of ~2e6 parameters (3,010 rows, three context windows), outside the fit: its
 peak memory should stay near the 1e6 network's, since decoding holds one window of rows, not the network.
 
+Unless --no-quality: do large networks work? `mlp:784-512-512-10` on mnist and `mlp:64-577-577-577-10` on digits
+(each >= 500K parameters, all classes), generated and scored on the test split beside the transform baseline, a
+network of the architecture trained on the task, and that network through the tokenizer.
+
 Then, unless --no-resnet: torchvision's resnet18 (11.7M parameters, weights=None) through the released tokenizer
 by the generic state-dict path (tokenizer/generic.py: encode_state / decode_state, blocks of 4096 chunks): time,
 peak memory and reconstruction error. The tokenizer never saw a ResNet; this says how far it carries, no more.
@@ -118,6 +122,48 @@ def child_generate(args) -> dict:
             "runs": runs}
 
 
+QUALITY = (("mnist", "mlp:784-512-512-10"), ("digits", "mlp:64-577-577-577-10"))  # >= 500K parameters each
+
+
+def child_quality(args) -> dict:
+    """In a fresh process: does a large generated network work? Its test accuracy beside the transform baseline
+    (the base it starts from), a network of the same architecture trained on the task (the zoo's settings: Adam,
+    early stopping on validation) and that trained network after a tokenizer round trip (the tokenizer's cap)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from igpg.data import Task, load_dataset
+    from igpg.evaluate import accuracy
+    from igpg.generator import ParameterGenerator
+    from igpg.generator.conditions import support_set
+    from igpg.zoo.config import TrainConfig
+    from igpg.zoo.train import Job, train_job
+
+    dataset, arch = QUALITY[args.width]
+    gen = ParameterGenerator.from_pretrained(args.model, tokenizer=args.tokenizer)
+    ds = load_dataset(dataset)
+    classes = list(range(ds.num_classes))
+    task = Task.from_classes(dataset, classes, INSTRUCTION)
+    test = task.relabel(ds.test)
+    t0 = time.perf_counter()
+    net = gen.generate(INSTRUCTION, dataset=dataset, classes=classes, arch=arch, samples=1, seed=0)
+    gen_seconds = time.perf_counter() - t0
+    x, _ = support_set(task, gen.cfg.k_support, seed=0)
+    spec = net.spec
+    base = gen.bank.base(arch, dataset, classes, calibrate=x)
+    t0 = time.perf_counter()
+    trained = train_job(Job("bench", "generic", task, arch, 0, "train", "independent", TrainConfig(40, 5, 0.01, 64, 0.0)))
+    train_seconds = time.perf_counter() - t0
+    ref = spec.load(trained.state)
+    recon = spec.load(gen.tokenizer.decode(gen.tokenizer.encode(trained.state, arch)))
+    found = gen.bank.source(arch, dataset)
+    return {"dataset": dataset, "arch": arch, "params": spec.n_params, "generated": accuracy(net, test.x, test.y),
+            "transform_calibrated": accuracy(spec.load(base), test.x, test.y) if base is not None else float("nan"),
+            "trained": accuracy(ref, test.x, test.y), "tokenizer_round_trip": accuracy(recon, test.x, test.y),
+            "base_from": None if found is None else found[0], "plan": [] if found is None else list(found[1].steps),
+            "generate_seconds": gen_seconds, "train_seconds": train_seconds}
+
+
 def child_resnet(args) -> dict:
     import torch
     import torchvision
@@ -177,6 +223,20 @@ def markdown(report: dict) -> str:
               f"(1e4 to 1e6 only: {report['slope_large']:.3f}). Time per parameter at 1e6: "
               f"{big['seconds'] / big['params'] * 1e6:.1f} us." + (" The 2e6 row is outside the fit: a memory check."
                                                                   if len(report["sizes"]) > 4 else ""), ""]
+    if report.get("quality"):
+        lines += ["Do large generated networks work? Test accuracy on all classes of the dataset (seed 0, one sample), "
+                  "beside the transform baseline (the base the generator starts from: the nearest trained "
+                  "architecture's generic network carried over, calibrated on the support samples), a network of the "
+                  "same architecture trained on the task (Adam, lr 0.01, early stopping on validation, as the zoo) and "
+                  "that trained network after a tokenizer round trip (the tokenizer's cap).", "",
+                  "| dataset | architecture | parameters | generated | ratio | transform, calibrated | trained | "
+                  "trained, tokenized | base from | generate s | train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for q in report["quality"]:
+            lines.append(f"| {q['dataset']} | `{q['arch']}` | {q['params']:,} | {q['generated']:.4f} | "
+                         f"{q['generated'] / q['trained']:.3f} | {q['transform_calibrated']:.4f} | {q['trained']:.4f} | "
+                         f"{q['tokenizer_round_trip']:.4f} | {q['base_from']} ({'; '.join(q['plan']) or 'its own'}) | "
+                         f"{q['generate_seconds']:.1f} | {q['train_seconds']:.1f} |")
+        lines.append("")
     if report.get("resnet18"):
         r = report["resnet18"]
         lines += [f"Generic path: {r['arch']}, {r['params']:,} parameters ({r['chunks']:,} chunks) through the "
@@ -196,7 +256,8 @@ def main() -> None:
     ap.add_argument("--no-beyond", action="store_true", help="skip the ~2e6-parameter network (memory check)")
     ap.add_argument("--no-resnet", action="store_true", help="skip the resnet18 tokenizer round trip")
     ap.add_argument("--results", type=Path, default=ROOT / "eval" / "results")
-    ap.add_argument("--child", choices=("generate", "resnet"), help=argparse.SUPPRESS)
+    ap.add_argument("--no-quality", action="store_true", help="skip the accuracy of the large networks")
+    ap.add_argument("--child", choices=("generate", "resnet", "quality"), help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child == "generate":
@@ -204,6 +265,9 @@ def main() -> None:
         return
     if args.child == "resnet":
         print(json.dumps(child_resnet(args)))
+        return
+    if args.child == "quality":
+        print(json.dumps(child_quality(args)))
         return
 
     sizes = []
@@ -222,6 +286,10 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if not args.no_resnet:
         report["resnet18"] = run_child("resnet", args, repeats=1)
+    if not args.no_quality:
+        report["quality"] = [run_child("quality", args, width=i, repeats=1) for i in range(len(QUALITY))]
+        for q in report["quality"]:
+            print(f"{q['arch']} on {q['dataset']}: generated {q['generated']:.4f}, trained {q['trained']:.4f}", flush=True)
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "bench_scale.json").write_text(json.dumps(report, indent=1))
     md = markdown(report)

@@ -70,6 +70,7 @@ REQUIRED_FLAGS = {
 DEFAULT_CATEGORIES = ("seen tasks", "held-out seeds", "held-out phrasings", "held-out tasks", *ARCH_KINDS)
 
 
+TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
 LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
 
 

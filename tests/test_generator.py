@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import random
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from igpg.generator.rows import codes_to_rows, row_layout, rows_to_codes
 from igpg.generator.sample import decode_logits_full, sample_codes
 from igpg.generator.train import train_generator
 from igpg.tokenizer import count_chunks
+from igpg.transform import transform_state
 
 from conftest import TINY_GEN
 
@@ -34,8 +36,9 @@ def conditions(task: Task, k: int = 3):
 
 
 @pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True, "task_keys": True},
-                                {"row_context": "none", "row_keys": 64, "drift_keys": 64, "base_rows": True}],
-                         ids=["chain", "keys", "drift+base"])
+                                {"row_context": "none", "row_keys": 64, "drift_keys": 64, "base_rows": True},
+                                {"row_keys": 64, "base_rows": True, "compositional": True}],
+                         ids=["chain", "keys", "drift+base", "compositional"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     model = tiny_model(**kw)
@@ -93,6 +96,55 @@ def test_row_keys_address_shared_hidden_rows_and_classes():
     assert torch.equal(a[16], b[18]) and torch.equal(a[18], b[16])  # class 3 and class 8 keep their keys
     assert torch.equal(g[16, : 2 * KEY_HASHES], torch.cat([a[16, :KEY_HASHES], a[17, :KEY_HASHES]]))  # group {3, 5}
     assert (a >= 0).all() and (a < 4096).all()
+
+
+def test_compositional_keys_are_shared_across_widths_and_depths_and_features_see_the_architecture():
+    """Compositional row keys name (family, input, layer, neuron) and (family, dataset, class): every width and depth
+    shares them; the activation, relative index and distance to the output reach the row positions."""
+    from igpg.generator.data import KEY_HASHES, row_batch, row_keys
+
+    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "compositional": True})
+    task = [Task.from_classes("digits", [3, 5, 8])]
+    a = row_keys(task, ["mlp:64-16-3"], cfg, 19)[0]
+    b = row_keys(task, ["mlp:64-32-32-3"], cfg, 67)[0]
+    assert torch.equal(a[:16], b[:16])  # neuron j of layer 0, whatever the width or depth
+    assert torch.equal(a[16:19], b[64:67])  # the classes' keys, whatever the architecture
+    assert not torch.equal(b[32:48], b[:16])  # layer 1 has keys of its own
+    plain = row_keys(task, ["mlp:64-32-32-3"], GeneratorConfig(**{**TINY_GEN, "row_keys": 4096}), 67)[0]
+    assert not torch.equal(plain[:16, :KEY_HASHES], b[:16, :KEY_HASHES])  # the per-architecture keys differ
+    rows, _, _ = row_batch(["mlp:64-8-8-3:act=tanh"], cfg, task)
+    assert rows["activation"][0].unique().tolist() == [1]  # tanh
+    assert rows["layers_to_out"][0].tolist() == [2] * 8 + [1] * 8 + [0] * 3
+    model = tiny_model(row_keys=64, compositional=True)
+    torch.nn.init.normal_(model.comp_feat.weight)
+    relu, tanh = (model.row_position(row_batch([a], model.cfg, task)[0]) for a in ("mlp:64-8-3", "mlp:64-8-3:act=tanh"))
+    assert float((relu - tanh).abs().max()) > 1e-3
+
+
+def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_training(tiny_zoo, tiny_pipeline):
+    from igpg.generator.base import GenericBank
+    from igpg.generator.data import ExampleSampler
+    from igpg.generator.train import load_examples
+    from igpg.tokenizer.tokenizer import WeightTokenizer
+
+    d, gcfg = tiny_pipeline
+    torch.manual_seed(0)
+    state16 = ArchSpec.parse("mlp:64-16-10").build().state_dict()
+    bank = GenericBank({"mlp:64-16-10@digits": state16, "mlp:64-12-10@digits": transform_state(
+        state16, ArchSpec.parse("mlp:64-16-10"), ArchSpec.parse("mlp:64-12-10"))})
+    sib = bank.siblings("mlp:64-16-3", "digits")
+    assert [k for k, _ in sib] == ["mlp:64-12-10@digits"] and sib[0][1].steps == ("widen layer 0 12->16",)
+    tok = WeightTokenizer.load(d / "tok")
+    cfg = GeneratorConfig(**{**TINY_GEN, "base_rows": True, "sibling_bases": 1.0})
+    examples = load_examples(tiny_zoo, d / "tok" / "codes", cfg, tokenizer=tok, bank=bank)
+    task_ex = [e for e in examples if e.arch == "mlp:64-16-3" and len(e.siblings) == 1]
+    assert task_ex and all(not e.siblings for e in examples if e.task.num_labels == 10)  # generic networks: none
+    sampler = ExampleSampler(examples, cfg)
+    batch = sampler.collate(task_ex[:2], random.Random(0), dropout=True)
+    sib_rows = task_ex[0].siblings[0][0]
+    assert torch.equal(batch["base"][0, : sib_rows.shape[0], : sib_rows.shape[1]], sib_rows)  # drawn with p = 1
+    plain = sampler.collate(task_ex[:2], random.Random(0), dropout=False)  # sampling never draws them
+    assert torch.equal(plain["base"][0, : task_ex[0].base[0].shape[0], : task_ex[0].base[0].shape[1]], task_ex[0].base[0])
 
 
 def test_group_keys_only_for_grouped_labels_wherever_they_sit():

@@ -99,12 +99,24 @@ def evaluate_tokenizers(zoo_dir, tokenizer_dirs: list, limit: int | None = None,
     import random
     from pathlib import Path
 
+    from igpg.coverage import KIND_TEXT, arch_kind
+
     zoo = Catalogue(zoo_dir)
     report = {"zoo": str(zoo_dir), "limit_per_category": limit, "tokenizers": []}
     picked = {}
+    trained = {(r["arch"], r["dataset"]) for r in zoo.rows("n.role='task' AND a.split='train'")}
     for name, where in HELDOUT.items():
         rows = zoo.rows(where)
         random.Random(seed).shuffle(rows)
+        if name == "held-out architectures":  # one category per kind: inside the range, narrower, wider, ...
+            by_kind: dict[str, list[dict]] = {}
+            for r in rows:
+                by_kind.setdefault(arch_kind(r["arch"], r["dataset"], trained), []).append(r)
+            for kind, kind_rows in sorted(by_kind.items(), key=lambda kv: list(KIND_TEXT).index(kv[0])
+                                          if kv[0] in KIND_TEXT else 99):
+                label = name if kind == "inside" else f"held-out architectures: {kind}"
+                picked[label] = kind_rows[:limit] if limit else kind_rows
+            continue
         picked[name] = rows[:limit] if limit else rows
     for tdir in tokenizer_dirs:
         tok = WeightTokenizer.load(tdir)
