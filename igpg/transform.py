@@ -133,7 +133,7 @@ def plan_cost(src: ArchSpec, dst: ArchSpec, src_input: tuple[int, ...] | None = 
 def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec,
                     src_input: tuple[int, ...] | None = None, dst_input: tuple[int, ...] | None = None,
                     keep_outputs: bool = True, noise: float = 0.0, seed: int = 0,
-                    calibrate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    calibrate: torch.Tensor | None = None, return_origin: bool = False):
     """`state` of architecture `src` carried over to `dst`'s hidden layers (see the module docstring).
 
     With `keep_outputs` (the default) the head keeps the source's output rows and the result is a state dict of
@@ -141,7 +141,9 @@ def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec
     `noise` > 0 adds Gaussian noise of that size (x the layer's weight std) to the incoming rows of split copies,
     so that training can tell them apart (no longer exact; drawn from `seed`). `calibrate` (N, D): samples on which
     every layer whose input a lossy step changed (a narrowed layer below it, another activation, merged layers) is
-    refit to the source's pre-activations (`_calibrate`; MLPs only)."""
+    refit to the source's pre-activations (`_calibrate`; MLPs only). With `return_origin`, also returns, per hidden
+    layer, which neuron of the source's layer each neuron stands for (a split copy: its original; a kept one: itself;
+    an inserted identity layer: the neuron it passes on)."""
     if plan_cost(src, dst, src_input, dst_input) is None:
         raise IgpgError(f"no transform from {src} to {dst}")
     src_input = tuple(src_input or src.input_shape)
@@ -181,6 +183,7 @@ def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec
         layers = _set_kernel(layers, spec, dst.kernel)
     if dst.activation != spec.activation:
         changed[1:] = [True] * spec.depth
+    origin_rows = [o.clone() for o in origin]
     out_spec = ArchSpec(dst.family, dst.input_shape, dst.hidden, src.num_outputs if keep_outputs else dst.num_outputs,
                         dst.activation, dst.kernel)
     if not keep_outputs and dst.num_outputs != src.num_outputs:
@@ -192,6 +195,8 @@ def transform_state(state: dict[str, torch.Tensor], src: ArchSpec, dst: ArchSpec
         same_input = teacher_spec.input_dim == out_spec.input_dim
         if spec.family == "mlp" and teacher_spec.family == "mlp" and same_input:
             layers = _calibrate(layers, out_spec, teacher, teacher_spec, origin, changed, calibrate)
+    if return_origin:
+        return _state(layers, out_spec), origin_rows
     return _state(layers, out_spec)
 
 

@@ -283,7 +283,7 @@ def fake_base(arch: str, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     rows = torch.randint(0, 64, (len(lay), lay.max_chunks, 2), generator=gen)
     rows[(lay.chunk_index < 0)] = -1
-    return rows, torch.randint(-5, 5, (int(lay.layer_index.max()) + 1,), generator=gen)
+    return rows, torch.randint(-5, 5, (int(lay.layer_index.max()) + 1,), generator=gen), lay.row.clone()
 
 
 @pytest.mark.parametrize("row_context", ["previous", "none"])
@@ -317,7 +317,7 @@ def test_every_row_sees_its_own_base_row():
     arch = "mlp:64-16-3"
     codes = torch.zeros(1, count_chunks(arch, 8), 2, dtype=torch.int64)
     a = fake_base(arch, 0)
-    b = (a[0].clone(), a[1])
+    b = (a[0].clone(), a[1], a[2])
     b[0][17] = (b[0][17] + 1).where(b[0][17] >= 0, b[0][17]) % 64  # change the base of the second output row
     with torch.no_grad():
         la, lb, ln = (decode_logits_full(model, [task], arch, prof, instr, codes, bases=[x]) for x in (a, b, None))

@@ -124,21 +124,28 @@ class GenericBank:
                 found.append((key, plan))
         return sorted(found, key=lambda kp: (kp[1].cost, kp[0]))[:limit]
 
-    def carried(self, key: str, plan: Plan, dataset: str, labels,
-                calibrate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """The base weights for `labels` from generic network `key`, carried over by `plan`; where a step of the
-        plan is lossy, calibrated on the samples `calibrate` (the request's support samples: transform.py)."""
+    def carried(self, key: str, plan: Plan, dataset: str, labels, calibrate: torch.Tensor | None = None
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The base weights for `labels` from generic network `key`, carried over by `plan` (where a step is lossy,
+        calibrated on the samples `calibrate`, the request's support samples: transform.py), and the origin of
+        each row (R,): the index, in its layer of the source, of the neuron it stands for (output rows: their own)."""
         state = base_state(self.states[key], labels)
+        n = len(labels)
+        origin = [torch.arange(w) for w in plan.dst.hidden]
         if plan.steps:
-            n = len(labels)
             shape = load_dataset(dataset).input_shape
-            state = transform_state(state, plan.src.with_outputs(n), plan.dst.with_outputs(n), shape, shape,
-                                    calibrate=None if plan.exact else calibrate)
-        return state
+            state, origin = transform_state(state, plan.src.with_outputs(n), plan.dst.with_outputs(n), shape, shape,
+                                            calibrate=None if plan.exact else calibrate, return_origin=True)
+        return state, torch.cat([*origin, torch.arange(n)])
 
     def base(self, arch: str, dataset: str, labels, calibrate: torch.Tensor | None = None
              ) -> dict[str, torch.Tensor] | None:
         """The base weights of a request, or None when the bank has no generic network it can be carried from."""
+        found = self.base_with_origin(arch, dataset, labels, calibrate)
+        return None if found is None else found[0]
+
+    def base_with_origin(self, arch: str, dataset: str, labels, calibrate: torch.Tensor | None = None):
+        """(base weights, row origins) of a request (see `carried`), or None."""
         found = self.source(arch, dataset)
         if found is None:
             return None
@@ -146,17 +153,19 @@ class GenericBank:
 
 
 def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
-                codes_per_chunk: int, state: dict[str, torch.Tensor] | None = None,
-                calibrate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The base row codes (R, J, Q) and per-layer side tokens (A,) of a request (of `state` if given, else of the
-    bank's base for it, calibrated on `calibrate`), or None without a generic network."""
-    state = bank.base(arch, dataset, labels, calibrate) if state is None else state
-    if state is None:
+                codes_per_chunk: int, carried: tuple[dict, torch.Tensor] | None = None,
+                calibrate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """The base row codes (R, J, Q), per-layer side tokens (A,) and row origins (R,) of a request (of `carried`, a
+    (state, origins) pair, if given; else of the bank's base for it, calibrated on `calibrate`), or None without
+    a generic network."""
+    carried = bank.base_with_origin(arch, dataset, labels, calibrate) if carried is None else carried
+    if carried is None:
         return None
+    state, origin = carried
     codes = tokenizer.encode(state, arch)
     lay = row_layout(arch, chunk_size, codes_per_chunk)
     rows = codes_to_rows(codes.indices, lay).view(len(lay), lay.max_chunks, lay.codes_per_chunk)
-    return rows, codes.side
+    return rows, codes.side, origin
 
 
 def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,9 +176,18 @@ def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tupl
     for i, (b, arch) in enumerate(zip(bases, archs)):
         if b is None:
             continue
-        rows, layer_side = b
+        rows, layer_side = b[0], b[1]
         base[i, : rows.shape[0], : rows.shape[1]] = rows
         if len(layer_side):
             lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
             side[i, : len(lay)] = layer_side[lay.layer_index] + SIDE_OFFSET
     return base, side
+
+
+def origin_batch(bases: list, archs: list[str], cfg, rmax: int) -> torch.Tensor:
+    """(B, R) the neuron index each row stands for: its base's origin (`encode_base`), else its own index."""
+    out = torch.zeros(len(archs), rmax, dtype=torch.int64)
+    for i, (b, arch) in enumerate(zip(bases, archs)):
+        lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+        out[i, : len(lay)] = lay.row if b is None else b[2]
+    return out

@@ -17,7 +17,7 @@ import torch
 
 from igpg.arch import ACTIVATIONS, ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.generator.base import base_batch
+from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
 from igpg.generator.features import FEATURE_CHANNELS, feature_slots, sample_prototypes
 from igpg.generator.model import GeneratorConfig, class_slot
@@ -139,13 +139,36 @@ def _label_rows(tasks: list[Task], archs: list[str], cfg: GeneratorConfig):
             yield i, r, label, f"{_arch_key(a, cfg.compositional)}|{t.dataset}"
 
 
-def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
-    """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see GeneratorConfig.row_keys."""
+@lru_cache(maxsize=65536)
+def _layer_keys(prefix: str, layer: int, n: int, slots: int) -> torch.Tensor:
+    """(n, KEY_HASHES) slots of the keys `prefix|layer|neuron` of neurons 0..n-1."""
+    return torch.tensor([_slots(f"{prefix}|{layer}|{j}", slots) for j in range(n)], dtype=torch.int64)
+
+
+def _origin_keys(prefix: str, arch: str, origin: torch.Tensor, cfg: GeneratorConfig) -> torch.Tensor:
+    """(R, KEY_HASHES) hidden-row keys addressed by each row's origin neuron (output rows -1)."""
+    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    out = torch.full((len(lay), KEY_HASHES), -1, dtype=torch.int64)
+    for layer in range(int(lay.layer_index.max())):  # hidden layers
+        sel = (lay.layer_index == layer).nonzero().squeeze(1)
+        table = _layer_keys(prefix, layer, int(origin[sel].max()) + 1, cfg.row_keys)
+        out[sel] = table[origin[sel]]
+    return out
+
+
+def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int,
+             origins: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see GeneratorConfig.row_keys. With `origins` (B, R)
+    (compositional keys), a hidden row has the key of the neuron it stands for (`base.origin_batch`)."""
     gmax = max(len(label) for t in tasks for label in t.labels)
     out = torch.full((len(tasks), rmax, KEY_HASHES * gmax), -1, dtype=torch.int64)
     for i, a in enumerate(archs):
-        hidden = _neuron_keys(_arch_key(a, cfg.compositional), a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys,
-                              True)
+        prefix = _arch_key(a, cfg.compositional)
+        if origins is not None and cfg.compositional:
+            n = len(row_layout(a, cfg.chunk_size, cfg.codes_per_chunk))
+            hidden = _origin_keys(prefix, a, origins[i, :n], cfg)
+        else:
+            hidden = _neuron_keys(prefix, a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys, True)
         out[i, : len(hidden), :KEY_HASHES] = hidden
     for i, r, label, prefix in _label_rows(tasks, archs, cfg):
         out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.row_keys)])
@@ -197,9 +220,11 @@ def head_feature_batch(slots: list[torch.Tensor | None], archs: list[str], cfg: 
     return out
 
 
-def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
+def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None,
+              origins: torch.Tensor | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
-    With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows."""
+    With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows. `origins` (B, R):
+    the neuron each row stands for in its base (compositional models address rows by it; default: their own)."""
     layouts = [row_layout(a, cfg.chunk_size, cfg.codes_per_chunk) for a in archs]
     b, rmax = len(archs), max(len(lay) for lay in layouts)
     rows = {k: torch.zeros(b, rmax, dtype=torch.float32 if k == "rel_depth" else torch.int64) for k in ROW_KEYS}
@@ -214,6 +239,7 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         mask[i, :n] = 1
         head[i, :n] = torch.where(lay.is_head, lay.row, torch.full_like(lay.row, -1))
     rows["is_head"] = rows["is_head"].bool()
+    rows["origin"] = rows["row"].clone() if origins is None else origins
     rows["activation"] = torch.zeros(b, rmax, dtype=torch.int64)
     rows["layers_to_out"] = torch.zeros(b, rmax, dtype=torch.int64)
     for i, (a, lay) in enumerate(zip(archs, layouts)):
@@ -223,7 +249,7 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
     if cfg.row_keys:
         if tasks is None:
             raise ValueError("row keys need the tasks")  # a programming error, not user input
-        rows["keys"] = row_keys(tasks, archs, cfg, rmax)
+        rows["keys"] = row_keys(tasks, archs, cfg, rmax, origins)
         if cfg.group_keys:
             rows["group_keys"] = group_keys(tasks, archs, cfg, rmax)
         if cfg.task_keys:
@@ -263,7 +289,17 @@ class ExampleSampler:
         drop_i = torch.tensor([rng.random() < p_i for _ in picked])
         drop_l = torch.tensor([rng.random() < p_l for _ in picked])
         batch = condition_batch([e.task for e in picked], [e.arch for e in picked], profiles, instr, cfg, drop_i, drop_l)
-        rows, mask, head = row_batch([e.arch for e in picked], cfg, [e.task for e in picked])
+        bases = None
+        if cfg.base_rows:
+            p_b = cfg.base_dropout if dropout else 0.0
+            bases = [None if rng.random() < p_b else e.base for e in picked]
+            if dropout and cfg.sibling_bases > 0:  # a base carried over from another architecture instead
+                bases = [rng.choice(e.siblings) if b is not None and e.siblings and rng.random() < cfg.sibling_bases
+                         else b for b, e in zip(bases, picked)]
+        archs = [e.arch for e in picked]
+        rmax0 = max(len(e.rows) for e in picked)
+        origins = origin_batch(bases, archs, cfg, rmax0) if cfg.compositional and bases is not None else None
+        rows, mask, head = row_batch(archs, cfg, [e.task for e in picked], origins)
         rmax, jmax = rows["row"].shape[1], max(e.rows.shape[1] for e in picked)
         codes = torch.full((len(picked), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
         for i, e in enumerate(picked):
@@ -273,12 +309,7 @@ class ExampleSampler:
             side[i, : len(e.side)] = e.side
         batch.update(rows=rows, row_mask=mask, head_label=head, codes=codes, side=side)
         if cfg.base_rows:
-            p_b = cfg.base_dropout if dropout else 0.0
-            bases = [None if rng.random() < p_b else e.base for e in picked]
-            if dropout and cfg.sibling_bases > 0:  # a base carried over from another architecture instead
-                bases = [rng.choice(e.siblings) if b is not None and e.siblings and rng.random() < cfg.sibling_bases
-                         else b for b, e in zip(bases, picked)]
-            batch["base"], batch["base_side"] = base_batch(bases, [e.arch for e in picked], cfg, rmax, jmax)
+            batch["base"], batch["base_side"] = base_batch(bases, archs, cfg, rmax, jmax)
         if cfg.head_features:
             slots = [feature_slots(sample_prototypes(e.feats, e.task, cfg.k_support, rng), cfg.chunk_size, e.rows.shape[1])
                      for e in picked]

@@ -118,9 +118,10 @@ class GeneratorConfig:
     probe_targets: bool = False
     # compositional architecture conditioning (for architectures never trained on): row keys name a hidden row by
     # (family, input, layer, neuron) and an output row by (family, dataset, class), not by the whole architecture,
-    # so that every architecture of a lineage zoo shares them (neuron j of layer l means the same thing there);
-    # and every row and architecture token also sees its activation, its relative neuron index and its layer's
-    # distance from the output
+    # so that every architecture of a lineage zoo shares them (neuron j of layer l means the same thing there); a
+    # row of a base carried over from another architecture is addressed (key, index embedding) as the neuron it
+    # stands for there (a split copy as its original); and every row and architecture token also sees its
+    # activation, its relative neuron index and its layer's distance from the output
     compositional: bool = False
     # in training, this share of draws sees as its base the generic network of ANOTHER training architecture
     # (same family and dataset), carried over by `igpg.transform` (widened, deepened, narrowed, ...): what a
@@ -275,7 +276,8 @@ class WeightGenerator(nn.Module):
         feat = torch.stack([rows["rel_depth"], rows["fan_in"].float().log2() / 16, rows["fan_out"].float().log2() / 16,
                             rows["chunks"].float() / 64], -1)
         pos = (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
-               + self.head_emb(rows["is_head"].long()) + self.row_emb(rows["row"] % self.cfg.max_row_index)
+               + self.head_emb(rows["is_head"].long())
+               + self.row_emb(rows["origin" if self.cfg.compositional else "row"] % self.cfg.max_row_index)
                + self.row_feat(feat) + self.type_emb.weight[3])
         if self.cfg.compositional:
             act = F.one_hot(rows["activation"], len(ACTIVATIONS)).float()

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from igpg.generator.base import base_batch
+from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.data import condition_batch, head_feature_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
 from igpg.generator.rows import row_layout
@@ -105,11 +105,15 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
     prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
     bb = prefix.shape[0]
-    rows, _, head = row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1))
+    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    origins = None
+    if cfg.base_rows and cfg.compositional:
+        origins = origin_batch(list(bases or [None] * b) * (2 if guided else 1), archs * (2 if guided else 1), cfg,
+                               len(lay))
+    rows, _, head = row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1), origins)
     pos = model.row_position(rows)  # (bb, R, D)
     head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
     pos = pos + head_lab * (head >= 0)[..., None]
-    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
     base = None
     if cfg.base_rows:
         base, base_side = base_batch(list(bases or [None] * b) * (2 if guided else 1), archs * (2 if guided else 1),
@@ -189,8 +193,11 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     cond = condition_batch(tasks, [arch] * b, profiles, instr, cfg, drop, drop)
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
     prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
-    rows, _, head = row_batch([arch] * b, cfg, list(tasks))
     lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    origins = None
+    if cfg.base_rows and cfg.compositional:
+        origins = origin_batch(list(bases or [None] * b), [arch] * b, cfg, len(lay))
+    rows, _, head = row_batch([arch] * b, cfg, list(tasks), origins)
     row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes_per_chunk), -1, dtype=torch.int64)
     valid = lay.chunk_index >= 0
     row_codes[:, valid] = codes[:, lay.chunk_index[valid]]

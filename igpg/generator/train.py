@@ -123,9 +123,9 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
                 skey = (*key, src_key)
                 if skey not in bases:  # calibrated on a support draw, as a request's base is (transform.py)
                     x, _ = support_set(task, cfg.k_support, seed=len(bases))
-                    state = bank.carried(src_key, plan, r["dataset"], r["labels"], calibrate=x)
+                    carried = bank.carried(src_key, plan, r["dataset"], r["labels"], calibrate=x)
                     bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
-                                              cfg.codes_per_chunk, state)
+                                              cfg.codes_per_chunk, carried)
                 siblings.append(bases[skey])
         feats = None
         if pool is not None:  # the hidden layers as the generator will see them: decoded from the codes
