@@ -1,8 +1,11 @@
 """Dataset families that share an input shape (1x40 signals: mnist1d + UCR sets from aeon; 1x8x8 images: digits +
 mnist8), the resampling behind them, their instructions, and `load_support` (a user's own labelled samples)."""
 
+import gzip
 import importlib.metadata
+import struct
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +27,8 @@ UCR_SIZES = {  # name: (UCR train, UCR test, classes), as the aeon 1.x files hol
     "ucr_pickupgesturewiimotez": (50, 50, 10),
     "ucr_unittest": (20, 22, 2),
 }
-NEW = [*UCR_SIZES, "mnist8"]
+NEW = [*UCR_SIZES, "mnist8", "fashion8"]
+HAVE_FASHION = Path(D.FASHION_MNIST_DIR).is_dir()  # Debian's dataset-fashion-mnist (apt), not a pip dependency
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -89,7 +93,7 @@ def test_new_names_follow_the_name_rules_and_are_listed():
 def test_ucr_sets_load_on_the_1x40_input_with_ucr_splits(name):
     n_train, n_test, classes = UCR_SIZES[name]
     ds = D.load_dataset(name)
-    assert ds.input_shape == D.load_dataset("mnist1d").input_shape == (1, 40)
+    assert ds.input_shape == (1, 40)  # mnist1d's, as tests/test_data.py checks
     assert ds.num_classes == classes == D.num_classes_of(name) == len(ds.class_names) == len(set(ds.class_names))
     assert len(ds.train) + len(ds.val) == n_train and len(ds.test) == n_test
     for split in (ds.train, ds.val, ds.test):
@@ -193,10 +197,48 @@ def test_mnist8_preprocessing_and_split_follow_mnist(tmp_path, monkeypatch):
         assert torch.allclose(a.x, blocks, atol=1e-6)
 
 
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    data = struct.pack(">I", 0x0800 + array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data += array.astype(np.uint8).tobytes()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def test_fashion8_reads_idx_files_from_a_folder_gzipped_or_not(tmp_path, monkeypatch):
+    monkeypatch.setenv("IGPG_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    images, test_images = rng.integers(0, 256, (50, 28, 28)), rng.integers(0, 256, (20, 28, 28))
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.tile(np.arange(10), 5))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", test_images)  # uncompressed, as torchvision leaves them
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.tile(np.arange(10), 2))
+    ds = D.load_dataset("fashion8", data_root=str(tmp_path))
+    assert ds.input_shape == (1, 8, 8) and ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
+    assert (len(ds.train), len(ds.val), len(ds.test)) == (40, 10, 20) and ds.val.y.bincount().tolist() == [1] * 10
+    expected = downsample_images(test_images / 255.0, 8).reshape(20, 64)  # 3.5x3.5-pixel cells, no crop
+    assert np.allclose(ds.test.x.numpy(), expected, atol=1e-6) and ds.test.y.tolist() == list(range(10)) * 2
+    D._load_cached.cache_clear()
+    assert torch.equal(D.load_dataset("fashion8", data_root=str(tmp_path)).test.x, ds.test.x)  # from the cache
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()  # another set of files: another cache entry, read afresh
+    D._load_cached.cache_clear()
+    with pytest.raises(IgpgError) as e:
+        D.load_dataset("fashion8", data_root=str(tmp_path))
+    message = _one_line(e)
+    assert "t10k-labels-idx1-ubyte" in message and "missing" in message and "dataset-fashion-mnist" in message
+    with pytest.raises(IgpgError, match="not a folder"):
+        D.load_dataset("fashion8", data_root=str(tmp_path / "nowhere"))
+
+
+@pytest.mark.skipif(not HAVE_FASHION, reason="apt-get install dataset-fashion-mnist")
+def test_fashion8_from_the_debian_package():
+    ds = D.load_dataset("fashion8")
+    assert [s.y.bincount().tolist() for s in (ds.train, ds.val, ds.test)] == [[480] * 10, [120] * 10, [1000] * 10]
+    assert 0.0 <= float(ds.train.x.min()) and float(ds.train.x.max()) <= 1.0 and ds.train.x.dtype == torch.float32
+
+
 # --- instructions and tasks --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", [n for n in NEW if n != "fashion8" or HAVE_FASHION])
 def test_tasks_and_instructions_can_be_sampled_for_every_new_dataset(name):
     ds = D.load_dataset(name)
     grouped = 0.0 if ds.num_classes < 3 else 0.3  # two classes admit no grouping of more than one label
@@ -218,7 +260,7 @@ def test_instruction_examples_use_class_names():
     leaf = D.load_dataset("ucr_osuleaf")
     assert default_instruction(Task.from_classes(leaf, [[0, 1, 2, 3], [4, 5]]), leaf) == (
         "Tell maple leaves from oak leaves in OSULeaf leaf outlines: maple vs oak")
-    assert "odd_even" in named_groupings("mnist8")
+    assert "odd_even" in named_groupings("mnist8") and "footwear_rest" in named_groupings("fashion8")
     assert set(named_groupings("ucr_pickupgesturewiimotez")) == {"horizontal_vertical", "line_circle"}
 
 
