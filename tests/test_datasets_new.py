@@ -370,8 +370,14 @@ def test_support_never_unpickles_and_checks_shapes_before_loading(tmp_path, monk
         load_support(huge)
 
 
-def test_support_file_size_limit(tmp_path, monkeypatch):
-    path = _write(tmp_path, "s.csv", "1,2\n2,3\n")
+def test_support_size_limits(tmp_path, monkeypatch):
+    path = _write(tmp_path, "s.csv", "1,2\n2,3\n1,4\n")
+    monkeypatch.setattr(S, "MAX_SAMPLES", 2)
+    with pytest.raises(IgpgError, match="more than 2 samples"):
+        load_support(path)
+    monkeypatch.setattr(S, "MAX_FEATURES", 0)
+    with pytest.raises(IgpgError, match="1 features per sample; at most 0"):
+        load_support(path)
     monkeypatch.setattr(S, "MAX_BYTES", 4)
-    with pytest.raises(IgpgError, match="at most"):
+    with pytest.raises(IgpgError, match="a support set may be at most"):
         load_support(path)

