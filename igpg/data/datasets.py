@@ -46,6 +46,8 @@ Usage::
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
 import importlib.metadata
 import math
 import os
@@ -271,8 +273,6 @@ _FASHION_TRAIN_SUBSET = 6000  # stratified, of the 60000 training images: mnist'
 
 def _read_idx(root: str, stem: str, ndim: int) -> np.ndarray:
     """An idx file (the MNIST format: big-endian header, then uint8 data) `stem` or `stem.gz` under `root`."""
-    import gzip
-
     plain, gz = os.path.join(root, stem), os.path.join(root, stem + ".gz")
     path = plain if os.path.isfile(plain) else gz
     try:
@@ -298,8 +298,6 @@ _FASHION_FILES = (("x", "train-images-idx3-ubyte", 3), ("y", "train-labels-idx1-
 
 def _fashion8_cache_path(root: str) -> Path:
     """Named by a hash of the source files' paths, sizes and times: another root or changed files, another entry."""
-    import hashlib
-
     stats = []
     for _, stem, _ in _FASHION_FILES:
         for path in (os.path.join(root, stem), os.path.join(root, stem + ".gz")):
@@ -315,7 +313,8 @@ def _fashion8_arrays(root: str) -> dict[str, np.ndarray]:
     path = _fashion8_cache_path(root)
     keys = tuple(k for k, _, _ in _FASHION_FILES)
     arrays = read_npz(path, keys)
-    if arrays is not None and all(arrays[k].ndim == 2 and arrays[k].shape[1] == 64 for k in ("x", "x_test")):
+    if arrays is not None and all(arrays[xk].ndim == 2 and arrays[xk].shape[1] == 64
+                                  and arrays[yk].shape == (len(arrays[xk]),) for xk, yk in (("x", "y"), ("x_test", "y_test"))):
         return arrays
     raw = {k: _read_idx(root, stem, ndim) for k, stem, ndim in _FASHION_FILES}
     x, y, x_test, y_test = (raw[k] for k in keys)
