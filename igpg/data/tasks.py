@@ -250,8 +250,9 @@ def _ordered_partitions(m: int, k: int) -> int:
     return sum((-1) ** j * math.comb(k, j) * (k - j) ** m for j in range(k + 1))
 
 
-def _grouped_ways(min_ways: int, max_ways: int) -> range:
-    return range(max(2, min_ways), min(3, max_ways) + 1)  # random groupings have 2 or 3 groups
+def _grouped_ways(min_ways: int, max_ways: int, c: int) -> range:
+    # random groupings have 2 or 3 groups, and fewer groups than classes (k groups of more than k classes)
+    return range(max(2, min_ways), min(3, max_ways, c - 1) + 1)
 
 
 def _count_subset(c: int, min_ways: int, max_ways: int) -> int:
@@ -261,7 +262,7 @@ def _count_subset(c: int, min_ways: int, max_ways: int) -> int:
 def _count_grouped(c: int, min_ways: int, max_ways: int) -> int:
     # m > k classes in k groups, so at least one group has two classes: never a subset task
     return sum(math.comb(c, m) * _ordered_partitions(m, k)
-               for k in _grouped_ways(min_ways, max_ways) for m in range(k + 1, c + 1))
+               for k in _grouped_ways(min_ways, max_ways, c) for m in range(k + 1, c + 1))
 
 
 def _random_subset(rng: random.Random, c: int, min_ways: int, max_ways: int) -> tuple[Label, ...]:
@@ -286,7 +287,7 @@ def _enumerate_kind(kind: str, c: int, min_ways: int, max_ways: int):
             for perm in itertools.permutations(range(c), k):
                 yield tuple((x,) for x in perm)
     else:
-        for k in _grouped_ways(min_ways, max_ways):
+        for k in _grouped_ways(min_ways, max_ways, c):
             for m in range(k + 1, c + 1):
                 for classes in itertools.combinations(range(c), m):
                     for assign in itertools.product(range(k), repeat=m):
@@ -319,7 +320,7 @@ def sample_tasks(dataset: Dataset, n: int, rng_seed: int, min_ways: int = 2, max
                             f"{min_ways}..{max_ways} ways, but only {possible[kind]} exist")
 
     rng = random.Random(rng_seed)
-    ways = _grouped_ways(min_ways, max_ways)
+    ways = _grouped_ways(min_ways, max_ways, c)
     named = [labels for labels in named_groupings(dataset).values() if len(labels) in ways]
     kinds = ["grouped"] * counts["grouped"] + ["subset"] * counts["subset"]
     rng.shuffle(kinds)
