@@ -2,7 +2,7 @@
 
     python train/extract_codes.py --tokenizer tokenizers/rvq5 --zoo zoos/default --out runs/tok-rvq5
 
-OUT receives a copy of the tokenizer (config.json, model.safetensors) and OUT/codes; only the networks a generator
+OUT receives a copy of the tokenizer (config.json, model.safetensors; unless OUT is the tokenizer) and OUT/codes; only the networks a generator
 trains on are encoded (task, architecture and seed all "train", generic networks of training architectures, and
 probe networks), which is what a generator reads.
 """
@@ -28,8 +28,9 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(Path(args.tokenizer) / name, out / name)
+    if Path(args.tokenizer).resolve() != out.resolve():  # a released tokenizer, copied beside its codes
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy(Path(args.tokenizer) / name, out / name)
     t0 = time.perf_counter()
     tok = WeightTokenizer.load(out)
     n = extract_codes(tok, Catalogue(args.zoo), out / "codes", out.name, where=f"({TRAIN_SPLIT}) OR ({PROBES})")
