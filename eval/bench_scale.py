@@ -257,6 +257,8 @@ def main() -> None:
     ap.add_argument("--no-resnet", action="store_true", help="skip the resnet18 tokenizer round trip")
     ap.add_argument("--results", type=Path, default=ROOT / "eval" / "results")
     ap.add_argument("--no-quality", action="store_true", help="skip the accuracy of the large networks")
+    ap.add_argument("--only-quality", action="store_true", help="only the accuracy of the large networks "
+                    "(bench_scale_quality.json)")
     ap.add_argument("--child", choices=("generate", "resnet", "quality"), help=argparse.SUPPRESS)
     ap.add_argument("--width", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -270,6 +272,14 @@ def main() -> None:
         print(json.dumps(child_quality(args)))
         return
 
+    if args.only_quality:
+        report = {"note": NOTE, "model": str(args.model or "igpg/pretrained/default"),
+                  "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "quality": [run_child("quality", args, width=i, repeats=1) for i in range(len(QUALITY))]}
+        print(json.dumps(report, indent=1))
+        args.results.mkdir(parents=True, exist_ok=True)
+        (args.results / "bench_scale_quality.json").write_text(json.dumps(report, indent=1))
+        return
     sizes = []
     for target in TARGETS + (() if args.no_beyond else (BEYOND,)):
         res = run_child("generate", args, width=width_for(target), repeats=1 if target >= 1_000_000 else args.repeats)

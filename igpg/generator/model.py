@@ -298,17 +298,26 @@ class WeightGenerator(nn.Module):
         vec = self.code_emb[q, codes.clamp(min=0)]
         return vec * (codes >= 0)[..., None]
 
-    def _bag(self, vectors: torch.Tensor, codes: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-        """Per-level code vectors (..., J, Q, E) of a row's codes (..., J, Q) -> (..., D): `proj` of the mean over
-        the row's chunks of their summed levels (+ chunk position)."""
-        present = (codes[..., 0] >= 0).float()
-        j = torch.arange(codes.shape[-2], device=codes.device)
-        per_chunk = (vectors.sum(-2) + self.chunk_emb(j)) * present[..., None]
-        return proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+    def _bag(self, table: torch.Tensor, codes: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+        """A row's codes (..., J, Q) (-1: no chunk) -> (..., D): `proj` of the mean over the row's chunks of their
+        summed per-level embeddings from `table` (Q, V, E) plus the chunk's position. An embedding bag over the
+        codes that exist: rows padded to a long neighbour's J (a 784-input layer beside a 9-input one) cost nothing."""
+        lead, (jn, q) = codes.shape[:-2], codes.shape[-2:]
+        flat = codes.reshape(-1, jn, q)  # (M, J, Q)
+        present = flat[..., 0] >= 0  # (M, J)
+        m_idx, j_idx = present.nonzero(as_tuple=True)  # row-major: each row's chunks together, rows in order
+        v = table.shape[1]
+        idx = torch.cat([torch.arange(q, device=codes.device) * v + flat[m_idx, j_idx],  # (N, Q) level codes
+                         (q * v + j_idx)[:, None]], 1)  # (N, 1) chunk position
+        weight = torch.cat([table.reshape(q * v, -1), self.chunk_emb.weight])
+        counts = present.sum(1)  # (M,)
+        offsets = torch.cumsum(counts, 0) - counts
+        summed = F.embedding_bag(idx.reshape(-1), weight, offsets * (q + 1), mode="sum")  # (M, E); empty rows: 0
+        return proj(summed / counts.clamp(min=1)[:, None]).view(*lead, -1)
 
     def bag(self, codes: torch.Tensor) -> torch.Tensor:
         """A row's codes (..., J, Q) -> one input vector (..., D): mean over chunks of their summed level codes."""
-        return self._bag(self.code_vectors(codes), codes, self.bag_proj)
+        return self._bag(self.code_emb, codes, self.bag_proj)
 
     def base_vectors(self, base: torch.Tensor) -> torch.Tensor:
         """Base codes (..., Q), -1 for none -> per-level embeddings (..., Q, E) for the slot head, zero where none."""
@@ -318,7 +327,7 @@ class WeightGenerator(nn.Module):
     def base_input(self, base: torch.Tensor, base_side: torch.Tensor) -> torch.Tensor:
         """What a row position sees of its base row: base (B, R, J, Q) codes (-1 none), base_side (B, R) -> (B, R, D)"""
         has = (base[..., 0] >= 0).any(-1).long()
-        bag = self._bag(self.base_vectors(base), base, self.base_bag_proj)
+        bag = self._bag(self.base_code_emb, base, self.base_bag_proj)
         return bag * has[..., None] + self.base_side_emb(base_side) + self.base_flag_emb(has)
 
     def context(self, prev_codes: torch.Tensor) -> torch.Tensor:
