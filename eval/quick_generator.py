@@ -13,7 +13,7 @@ import argparse
 import functools
 import time
 
-from igpg.evaluation import CATEGORIES, evaluate_generator
+from igpg.evaluation import DEFAULT_CATEGORIES, evaluate_generator
 from igpg.generator.api import ParameterGenerator
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokenizer", default=None)
     ap.add_argument("--zoo", default="zoos/default")
-    ap.add_argument("--category", action="append", help="a split (repeatable; default: all five)")
+    ap.add_argument("--category", action="append", help="a split (repeatable; default: all)")
     ap.add_argument("--seeds", default="0", help="comma-separated sampling seeds")
     ap.add_argument("--limit", type=int, default=30)
     ap.add_argument("--samples", type=int, default=1)
@@ -36,13 +36,17 @@ def main() -> None:
     if args.guidance != 1.0:
         gen.generate = functools.partial(gen.generate, guidance=args.guidance)
     seeds = tuple(int(s) for s in args.seeds.split(","))
-    for cat in args.category or list(CATEGORIES):
+    for cat in args.category or list(DEFAULT_CATEGORIES):
         t0 = time.perf_counter()
         r = evaluate_generator(gen, args.zoo, limit=args.limit, seeds=seeds, samples=args.samples,
-                               categories=[cat])["categories"][cat]
-        print(f"{cat:24s} ratio {r['ratio_mean']:.4f} median {r['ratio_median']:.4f} min {r['ratio_min']:.4f} | "
+                               categories=[cat], extras=False)["categories"][cat]
+        if not r.get("n"):
+            print(f"{cat:24s} no queries", flush=True)
+            continue
+        print(f"{cat:24s} n {r['n']} ratio {r['ratio_mean']:.4f} median {r['ratio_median']:.4f} min {r['ratio_min']:.4f} | "
               f"random {r['random_ratio']:.4f} retrieved {r['retrieved_ratio']:.4f} "
-              f"generic rows {r['generic_rows_ratio']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+              f"generic rows {r['generic_rows_ratio']:.4f} transform {r['transform_ratio']:.4f} "
+              f"calibrated {r['transform_calibrated_ratio']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

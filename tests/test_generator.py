@@ -650,3 +650,23 @@ def test_grouped_weight_draws_grouped_tasks_more_often_and_uniform_stays_uniform
     assert abs(draws.count("1") / 6000 - 1 / 6) < 0.03
     with pytest.raises(IgpgError, match="grouped_weight must be positive"):
         GeneratorConfig(**{**TINY_GEN, "grouped_weight": 0.0})
+
+
+def test_row_bags_sum_only_the_chunks_that_exist():
+    """The embedding-bag row summary equals the dense formula (mean over present chunks of summed level embeddings
+    plus the chunk position), whatever the padding; a row with no chunk gets the projection of zero."""
+    model = tiny_model(base_rows=True)
+    gen = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, 64, (3, 5, 7, 2), generator=gen)
+    lens = torch.tensor([[7, 1, 3, 0, 2], [5, 5, 5, 5, 5], [1, 0, 0, 7, 6]])
+    codes[torch.arange(7)[None, None] >= lens[..., None]] = -1
+    for table, proj, out in ((model.code_emb, model.bag_proj, model.bag(codes)),
+                             (model.base_code_emb, model.base_bag_proj,
+                              model._bag(model.base_code_emb, codes, model.base_bag_proj))):
+        q = torch.arange(2)
+        vec = table[q, codes.clamp(min=0)] * (codes >= 0)[..., None]  # (B, R, J, Q, E)
+        present = (codes[..., 0] >= 0).float()
+        per_chunk = (vec.sum(-2) + model.chunk_emb(torch.arange(7))) * present[..., None]
+        dense = proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
+        torch.testing.assert_close(out, dense, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out[0, 3], proj.bias)  # an empty row
