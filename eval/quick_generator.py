@@ -43,7 +43,8 @@ def main() -> None:
         if not r.get("n"):
             print(f"{cat:24s} no queries", flush=True)
             continue
-        print(f"{cat:24s} n {r['n']} ratio {r['ratio_mean']:.4f} median {r['ratio_median']:.4f} min {r['ratio_min']:.4f} | "
+        print(f"{cat:24s} n {r['n']} ratio {r['ratio_mean']:.4f} median {r['ratio_median']:.4f} min {r['ratio_min']:.4f} "
+              f"decoded {r['decoded_ratio']:.4f} base picked {r['picked_base']:.0%} | "
               f"random {r['random_ratio']:.4f} retrieved {r['retrieved_ratio']:.4f} "
               f"generic rows {r['generic_rows_ratio']:.4f} transform {r['transform_ratio']:.4f} "
               f"calibrated {r['transform_calibrated_ratio']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -200,7 +200,8 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
             else:
                 instructions = q["instructions"] or [q["instruction"]]
             rec = {"task_id": q["task_id"], "arch": q["arch"], "dataset": q["dataset"], "labels": q["labels"],
-                   "trained": ref, "generated": [], "random": [], "transform_calibrated": []}
+                   "trained": ref, "generated": [], "decoded": [], "picked_base": [], "random": [],
+                   "transform_calibrated": []}
             task = Task.from_classes(q["dataset"], q["labels"])
             if extras:
                 rec.update(gen_epoch1=[], random_epoch1=[], dist_nearest=[], nearest_noise=[], knn_mean=[])
@@ -209,6 +210,8 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
                 net = gen.generate(instr, dataset=q["dataset"], classes=q["labels"], arch=q["arch"], samples=samples,
                                    seed=s)
                 rec["generated"].append(accuracy(net, data.x, data.y))
+                rec["decoded"].append(accuracy(net.igpg_decoded, data.x, data.y))  # the decoder's own candidate
+                rec["picked_base"].append(net.igpg_metadata["igpg.source"].startswith("base:"))
                 torch.manual_seed(s)
                 rand = spec.build()
                 rec["random"].append(accuracy(rand, data.x, data.y))
@@ -256,7 +259,8 @@ def summarise(per_query: list[dict]) -> dict:
         "ratio_median": statistics.median(all_ratios),
         "ratio_min": min(all_ratios),
         **{f"{k}_ratio": _baseline_ratio(per_query, k)
-           for k in ("random", "retrieved", "zoo_mean", "generic_rows", "transform", "transform_calibrated")},
+           for k in ("decoded", "random", "retrieved", "zoo_mean", "generic_rows", "transform", "transform_calibrated")},
+        "picked_base": statistics.mean(x for q in per_query for x in q.get("picked_base", [])) if "picked_base" in per_query[0] else float("nan"),
     }
     if "gen_epoch1" in per_query[0]:
         out.update({f"{k}_ratio": _baseline_ratio(per_query, k)
@@ -286,6 +290,9 @@ def report_markdown(report: dict) -> str:
     lines = [f"# Generator `{report['generator']}` on `{report['zoo']}`", "",
              f"Ratio = test accuracy / test accuracy of the zoo networks trained on the same task and architecture "
              f"(mean over queries; mean and std over sampling seeds {report['seeds']}; best-of-{report['samples']}). "
+             "Generated = what `generate` returns: the best on the support samples of the decoded network and the "
+             "request's base itself (ties to the base); decoded alone = the decoded network, whichever was picked; "
+             "base picked = how often the base was returned. "
              "Random = an untrained network; retrieved = the nearest training-split zoo network of the same "
              "architecture (most similar labels), used as is; zoo mean = the mean weights of the training-split networks "
              "of the architecture and dataset; transform = the generic network of the nearest training architecture "
@@ -300,21 +307,22 @@ def report_markdown(report: dict) -> str:
              "Every category is selected by, and checked against, the zoo catalogue's split flags; held-out "
              "architectures are sorted by where they sit against the trained ones (inside the range, narrower, wider, "
              "deeper, other activations, other kernels).", "",
-             "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | random | retrieved "
-             "| zoo mean | transform | transform, calibrated | generic rows | generator vs transform |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| split | queries | trained acc | generated acc | ratio mean ± std | median | min | decoded alone | base picked "
+             "| random | retrieved | zoo mean | transform | transform, calibrated | generic rows | generator vs transform |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     below = []
     nan = float("nan")
     for name, c in report["categories"].items():
         if not c.get("n"):
-            lines.append(f"| {name} | 0 | | | | | | | | | | | | |")
+            lines.append(f"| {name} | 0 | | | | | | | | | | | | | | |")
             continue
         verdict = _versus(c["ratio_mean"], c.get("transform_ratio", nan))
         if verdict == "below":
             below.append(name)
         lines.append(f"| {name} | {c['n']} | {c['trained_acc']:.4f} | {c['generated_acc']:.4f} | "
                      f"{c['ratio_mean']:.4f} ± {c['ratio_std_over_seeds']:.4f} | {c['ratio_median']:.4f} | "
-                     f"{c['ratio_min']:.4f} | {c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} | "
+                     f"{c['ratio_min']:.4f} | {c.get('decoded_ratio', nan):.4f} | {c.get('picked_base', nan):.0%} | "
+                     f"{c['random_ratio']:.4f} | {c['retrieved_ratio']:.4f} | "
                      f"{c.get('zoo_mean_ratio', nan):.4f} | {c.get('transform_ratio', nan):.4f} | "
                      f"{c.get('transform_calibrated_ratio', nan):.4f} | "
                      f"{c.get('generic_rows_ratio', nan):.4f} | {verdict} |")

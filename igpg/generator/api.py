@@ -55,6 +55,7 @@ class Candidate:
     net: nn.Module
     support_acc: float
     seed: int
+    source: str = "generated"  # or the base's origin: "mlp:64-32-10 carried over (widen layer 0 32->48)"
 
 
 class ParameterGenerator:
@@ -192,10 +193,12 @@ class ParameterGenerator:
 
     def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
                  k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                 guidance: float = 1.0) -> nn.Module:
+                 guidance: float = 1.0, base_candidate: bool = True) -> nn.Module:
         """A network for the task, ready to use. With samples=K, one network is decoded at `temperature` (0 =
         greedy) and K-1 more are sampled (at `temperature`, or 0.5 if it is 0); the one scoring best on the support
-        samples is returned (the first on ties)."""
+        samples is returned (the first on ties). With `base_candidate` (a base_rows model), the request's base itself
+        (float weights, see `base_candidate`) competes too and wins ties: the decoder must do better on the support
+        samples than the network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked)."""
         req = self.check_request(instruction, dataset, classes, arch, seed)
         if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
             raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
@@ -205,10 +208,36 @@ class ParameterGenerator:
             temp = temperature if temperature > 0 else 0.5
             cands += self._decode([req] * (samples - 1), SamplingConfig(temp, top_k, top_p, guidance), k,
                                   [seed + 1] * (samples - 1))
-        best = max(cands, key=lambda c: c.support_acc)  # first best on ties
+        decoded = max(cands, key=lambda c: c.support_acc)  # first best on ties
+        best = decoded
+        base = self.base_candidate(req, k) if base_candidate else None
+        if base is not None and base.support_acc >= decoded.support_acc:  # ties go to the base (README: measured)
+            best = base
         self._annotate(best.net, req, samples)
         best.net.igpg_support_acc = best.support_acc
+        # the best decoded candidate, whichever was picked (for evaluation); a plain attribute, not a submodule (the
+        # returned network's state_dict stays its own)
+        best.net.__dict__["igpg_decoded"] = decoded.net
+        if best is base:
+            best.net.igpg_metadata["igpg.source"] = f"base:{base.source}"
         return best.net
+
+    def base_candidate(self, req: Request, k: int) -> Candidate | None:
+        """The request's base as a network (float weights: the generic network of its architecture with rows
+        selected, or the nearest one's carried over and calibrated on the support samples), scored on the support
+        samples; None without a base."""
+        if not (self.cfg.base_rows and self.use_base):
+            return None
+        found = self.bank.source(req.spec, req.task.dataset)
+        if found is None:
+            return None
+        x, y = support_set(req.task, k, seed=req.seed)
+        state, _ = self.bank.carried(*found, req.task.dataset, req.task.labels, calibrate=x)
+        net = req.spec.load(state)
+        net.igpg_base = True
+        key, plan = found
+        source = key.rsplit("@", 1)[0] + (f" carried over ({'; '.join(plan.steps)})" if plan.steps else "")
+        return Candidate(net, accuracy(net, x, y), req.seed, source)
 
     def generate_batch(self, requests: Iterable[dict], k: int | None = None, temperature: float = 0.0,
                        guidance: float = 1.0) -> list[nn.Module]:
