@@ -382,6 +382,25 @@ def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny
         assert net.igpg_base == (arch != "cnn:1x8x8-4-3")
 
 
+def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny_zoo, tiny_pipeline, tmp_path):
+    """A base_rows generator returns its base (float weights) when the barely trained decoder does no better on the
+    support samples, and says so; without the base candidate it returns the decoded network; either way the
+    returned network's state_dict is exactly its architecture's."""
+    d, gcfg = tiny_pipeline
+    train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, base_rows=True, steps=2), tmp_path / "g")
+    gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
+    ask = dict(instruction="Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch="mlp:64-24-3", seed=1)
+    net = gen.generate(**ask)
+    decoded = gen.generate(**ask, base_candidate=False)
+    assert net.igpg_support_acc >= decoded.igpg_support_acc
+    assert decoded.igpg_metadata["igpg.source"] == "generated"
+    assert net.igpg_metadata["igpg.source"] == "base:mlp:64-16-10 carried over (widen layer 0 16->24)"
+    base = gen.bank.base("mlp:64-24-3", "digits", [3, 5, 8])
+    assert all(torch.equal(v, base[k]) for k, v in net.state_dict().items())  # an exact widening: no calibration
+    assert list(net.state_dict()) == list(ArchSpec.parse("mlp:64-24-3").tensor_shapes())
+    assert torch.equal(net.igpg_decoded(torch.ones(1, 64)), decoded(torch.ones(1, 64)))
+
+
 def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decoding(tiny_zoo, tiny_pipeline, tmp_path,
                                                                                     cli):
     import shutil
