@@ -191,19 +191,15 @@ def eval_tokenizer_cmd(
 
     Example: igpg eval tokenizer --zoo zoos/default --tokenizer tokenizers/default --limit 200
     """
-    import json
-
-    from igpg.io import atomic_write_text
+    from igpg.suite.common import write_results
     from igpg.tokenizer.fidelity import evaluate_tokenizers, report_markdown
 
     if limit is not None and limit < 1:
         raise IgpgError(f"--limit must be at least 1, got {limit}")
     with _Bars() as bars:
         report = evaluate_tokenizers(zoo, tokenizer, limit, progress=bars)
-    results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(results / "tokenizer.json", json.dumps(report, indent=1))
     md = report_markdown(report)
-    atomic_write_text(results / "tokenizer.md", md)
+    write_results(results, "tokenizer", report, md)
     out.print(md)
 
 
@@ -311,13 +307,9 @@ def eval_generator_cmd(
 
     Example: igpg eval generator --zoo zoos/default --limit 30
     """
-    import json
-
-    from igpg.evaluation import evaluate_generator, report_markdown
+    from igpg.evaluation import category_query, evaluate_generator, report_markdown
     from igpg.generator import ParameterGenerator
-    from igpg.io import atomic_write_text
-
-    from igpg.evaluation import category_query
+    from igpg.suite.common import write_results
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
@@ -326,10 +318,8 @@ def eval_generator_cmd(
         category_query(c, gen)  # unknown categories, and a dataset the generator was trained on, are refused
     with _Bars() as bars:
         report = evaluate_generator(gen, zoo, limit=limit, samples=samples, categories=category, progress=bars)
-    results.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(results / f"{name}.json", json.dumps(report, indent=1))
     md = report_markdown(report)
-    atomic_write_text(results / f"{name}.md", md)
+    write_results(results, name, report, md)
     out.print(md)
 
 

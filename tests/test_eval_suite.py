@@ -38,7 +38,11 @@ def quick_run(tiny_zoo, tiny_pipeline, tmp_path_factory):
 
 def _load(results, stem):
     text = (results / f"{stem}.json").read_text()
-    return json.loads(text)
+
+    def refuse(name):  # NaN / Infinity are not JSON: every result file must parse in a strict reader
+        raise AssertionError(f"{stem}.json holds {name}")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def _acc(v):

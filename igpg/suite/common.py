@@ -116,17 +116,17 @@ def fmt(stat: dict) -> str:
 def write_results(results: Path, stem: str, report: dict, markdown: str) -> list[Path]:
     results.mkdir(parents=True, exist_ok=True)
     paths = [results / f"{stem}.json", results / f"{stem}.md"]
-    atomic_write_text(paths[0], json.dumps(_finite(report), indent=1))
+    atomic_write_text(paths[0], json.dumps(json_safe(report), indent=1))
     atomic_write_text(paths[1], markdown)
     return paths
 
 
-def _finite(obj):
+def json_safe(obj):
     """NaN and inf as null: the files are plain JSON any reader accepts."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj

@@ -24,7 +24,7 @@ from pathlib import Path
 from igpg.errors import IgpgError
 from igpg.generator.api import TOKENIZERS, ParameterGenerator
 from igpg.io import atomic_write_text
-from igpg.suite.common import Progress
+from igpg.suite.common import Progress, json_safe, write_results
 
 PIECES = ("tokenizer", "generator", "fewshot", "finetune", "speed", "plots")
 
@@ -119,17 +119,14 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
         log(f"{piece}: {summary['seconds'][piece]:.1f} s -> {', '.join(summary['files'][piece]) or 'nothing'}")
     summary["seconds"]["total"] = round(sum(summary["seconds"].values()), 1)
     if not skip:
-        atomic_write_text(results / "suite.json", json.dumps(summary, indent=1))
+        atomic_write_text(results / "suite.json", json.dumps(json_safe(summary), indent=1))
         atomic_write_text(results / "suite.md", suite_markdown(summary))
     return summary
 
 
 def _write(results: Path, stem: str, report: dict, markdown) -> list[Path]:
-    """As `igpg eval tokenizer` / `igpg eval generator` write their files (json.dumps as is)."""
-    paths = [results / f"{stem}.json", results / f"{stem}.md"]
-    atomic_write_text(paths[0], json.dumps(report, indent=1))
-    atomic_write_text(paths[1], markdown(report))
-    return paths
+    """As `igpg eval tokenizer` / `igpg eval generator` write their files (one writer: NaN as null)."""
+    return write_results(results, stem, report, markdown(report))
 
 
 def suite_markdown(summary: dict) -> str:
