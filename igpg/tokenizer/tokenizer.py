@@ -69,8 +69,13 @@ def _window_inputs(layout: ChunkLayout, w: slice) -> tuple[torch.Tensor, torch.T
     return part.position_features(), part.mask()
 
 
+# upper bounds of the sizes in a tokenizer config (see generator/train.py LIMITS)
+LIMITS = {"chunk_size": 4096, "codebook_size": 2**16, "num_quantizers": 64, "latent_dim": 4096, "hidden": 16384,
+          "num_position_features": 4096}
+
+
 def config_from_dict(raw: dict) -> TokenizerConfig:
-    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer")
+    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer", LIMITS)
 
 
 class WeightTokenizer:
