@@ -18,17 +18,18 @@ import ctypes
 import dataclasses
 import errno
 import json
+import math
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from igpg.errors import IgpgError
-from igpg.io import load_weights, save_weights
+from igpg.io import load_weights, read_header, save_weights
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
@@ -218,6 +219,24 @@ def read_config(path: str | Path, kind: str) -> dict:
     if not isinstance(meta, dict) or meta.get("kind") != kind or not isinstance(meta.get("config"), dict):
         raise IgpgError(f"checkpoint {path} is not a {kind} checkpoint")
     return meta["config"]
+
+
+MAX_MODEL_NUMEL = 500_000_000  # values in a checkpoint's model (the released generator has 7.1M)
+
+
+def check_model_size(path: str | Path, build: Callable[[], nn.Module]) -> None:
+    """Build the model a config describes on the meta device (nothing allocated) and refuse it, before it is built
+    for real, when it is absurdly large or holds another number of values than `path/model.safetensors`."""
+    with torch.device("meta"):
+        want = sum(t.numel() for t in build().state_dict().values())
+    if want > MAX_MODEL_NUMEL:
+        raise IgpgError(f"checkpoint {path}: {CONFIG} describes a model of {want:,} values, above igpg's limit of "
+                        f"{MAX_MODEL_NUMEL:,}; the config is corrupt")
+    header = read_header(Path(path) / MODEL)
+    have = sum(math.prod(v.get("shape", ())) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict))
+    if have != want:
+        raise IgpgError(f"checkpoint {path}: {CONFIG} describes a model of {want:,} values but {MODEL} holds "
+                        f"{have:,}")
 
 
 def load_model_state(path: str | Path, model: nn.Module) -> None:

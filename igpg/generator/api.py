@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import load_model_state, read_config
+from igpg.checkpoint import check_model_size, load_model_state, read_config
 from igpg.coverage import KIND_TEXT, arch_kind
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
@@ -84,8 +84,14 @@ class ParameterGenerator:
         repository, where <name> is the tokenizer the generator was trained with."""
         path = Path(path) if path is not None else DEFAULT_MODEL
         cfg = config_from_dict(read_config(path, KIND))
+        check_model_size(path, lambda: WeightGenerator(cfg))  # before allocating what the config says
         model = WeightGenerator(cfg)
         load_model_state(path, model)
+        if tokenizer is None and not (path / "tokenizer").is_dir():
+            name = cfg.tokenizer  # a name under tokenizers/, never a path (a config must not point outside)
+            if not name or name.startswith(".") or not all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in name):
+                raise IgpgError(f"checkpoint {path}: tokenizer {name[:60]!r} is not a tokenizer name (letters, digits, "
+                                f"'.', '_', '-'); put the tokenizer in {path}/tokenizer or pass it explicitly")
         if tokenizer is None:
             tokenizer = path / "tokenizer" if (path / "tokenizer").is_dir() else TOKENIZERS / cfg.tokenizer
         tok = WeightTokenizer.load(tokenizer)
