@@ -29,7 +29,7 @@ import torch
 from igpg import ArchSpec, IgpgError, export_networks, load, read_metadata
 from igpg.errors import MAX_MESSAGE, one_line
 from igpg.export import read_manifest
-from igpg.generator.api import DEFAULT_MODEL
+from igpg.generator.api import DEFAULT_MODEL, TOKENIZERS
 from igpg.generator.budget import FIXED, Budget, parse_size, request_cost
 from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig
@@ -65,10 +65,16 @@ def generate(*extra: str, instruction: str = INSTRUCTION, arch: str = SMALL, out
 
 
 def model_dir(tmp: Path, config: dict | None = None, weights: Callable[[dict], dict] | None = None,
-              generic: Callable[[Path], None] | None = None) -> Path:
-    """A copy of the released model with its config edited, its weights changed, or a generic file damaged."""
+              generic: Callable[[Path], None] | None = None, tokenizer: dict | None = None) -> Path:
+    """A copy of the released model with its config edited, its weights changed, a generic file damaged, or its
+    tokenizer (copied into model/tokenizer) with an edited config."""
     d = tmp / "model"
     shutil.copytree(DEFAULT_MODEL, d)
+    if tokenizer is not None:
+        shutil.copytree(TOKENIZERS / json.loads((d / "config.json").read_text())["config"]["tokenizer"], d / "tokenizer")
+        meta = json.loads((d / "tokenizer" / "config.json").read_text())
+        meta["config"].update(tokenizer)
+        (d / "tokenizer" / "config.json").write_text(json.dumps(meta))
     if config is not None:
         meta = json.loads((d / "config.json").read_text())
         meta["config"].update(config)
@@ -197,6 +203,10 @@ CLI_CASES = [
     Case("guidance-nan", generate("--guidance", "nan"), "guidance must be a finite number"),
     Case("seed-above-int64", generate("--seed", str(2**63)), "seed must be an integer in 0..9223372036854775807"),
     Case("seed-negative", generate("--seed", "-1"), "seed must be an integer"),
+    Case("samples-too-many", generate("--samples", "100000"), "samples must be an integer in 1..256"),
+    Case("k-zero", generate("--k", "0"), "must be a positive integer"),
+    Case("classes-100k-values", lambda tmp: [a if a != "3,5,8" else ",".join(map(str, range(100_000)))
+                                             for a in generate()(tmp)], "class 10 is out of range"),
     Case("max-params-not-a-size", generate("--max-params", "lots"), "--max-params must be a number"),
     Case("max-memory-zero", generate("--max-memory", "0"), "--max-memory must be at least 1"),
     # text that is not text
@@ -221,6 +231,10 @@ CLI_CASES = [
          + ["--out", str(tmp / "full" / "exported")], "No space left on device", changes=True),
     # checkpoints: sizes range-checked, no silent casts, no path outside the model folder
     Case("config-dim-huge", with_model(config={"dim": 10**9}), "dim must be at most 4096"),
+    Case("config-depth-huge", with_model(config={"depth": 10**6}), "depth must be at most 64"),
+    Case("tokenizer-codebook-huge", with_model(tokenizer={"codebook_size": 10**9}), "codebook_size must be at most"),
+    Case("tokenizer-hidden-in-range-but-not-the-weights", with_model(tokenizer={"hidden": 512}),
+         "describes a model of"),
     Case("config-class-slots-huge", with_model(config={"class_slots": 10**12}), "class_slots must be at most"),
     Case("config-sizes-in-range-but-model-huge", with_model(config={"dim": 4096, "row_keys": 2**20}),
          "describes a model of"),
@@ -300,7 +314,7 @@ def test_cli_adversarial_one_error_line_exit_2(case: Case, tmp_path: Path, cli):
     line = one_error_line(res.err)
     assert res.code == 2, res.err
     assert case.message in line, line
-    assert seconds < 30, f"took {seconds:.0f} s to refuse"
+    assert seconds < 120, f"took {seconds:.0f} s to refuse"  # generous: a loaded machine; the API test times the check
     if not case.changes:
         assert snapshot(tmp_path) == before, "the command wrote or changed files"
     assert not (tmp_path / "PWNED").exists()
@@ -352,11 +366,11 @@ def test_generate_batch_isolates_each_request():
 
     gen = ParameterGenerator.from_pretrained()
     good = request()
-    reqs = [good, request(instruction=LONE_SURROGATE), request(arch=DEEP_WIDE), {"instruction": "x"},
-            request(seed=1)]
+    reqs = [request(instruction=LONE_SURROGATE), request(arch=DEEP_WIDE), {"instruction": "x"}, good]
     out = gen.generate_batch(reqs, errors="return")
-    assert isinstance(out[0], torch.nn.Module) and isinstance(out[4], torch.nn.Module)
-    assert "not valid text" in str(out[1]) and "--max-params" in str(out[2]) and "expected a dict" in str(out[3])
+    assert isinstance(out[3], torch.nn.Module) and out[3].igpg_metadata["igpg.arch"] == SMALL
+    assert "not valid text" in str(out[0]) and "--max-params" in str(out[1]) and "expected a dict" in str(out[2])
+    assert all(isinstance(x, IgpgError) for x in out[:3])
     with pytest.raises(IgpgError, match="not valid text"):
         gen.generate_batch(reqs)  # the default still raises at the first bad request
 
@@ -370,8 +384,8 @@ def test_generate_batch_splits_a_batch_to_fit_the_memory_budget():
     gen._decode = lambda reqs, *a: calls.append(len(reqs)) or decode(reqs, *a)  # a spy: the real decode runs
     one = request_cost(ArchSpec.parse(SMALL), gen.cfg.chunk_size, gen.cfg.codes_per_chunk).memory
     gen.budget = Budget(max_memory=FIXED + 2 * (one - FIXED))  # room for two networks at a time
-    nets = gen.generate_batch([request(seed=s) for s in range(5)])
-    assert calls == [2, 2, 1] and all(isinstance(n, torch.nn.Module) for n in nets)
+    nets = gen.generate_batch([request(seed=s) for s in range(3)])
+    assert calls == [2, 1] and len(nets) == 3 and all(isinstance(n, torch.nn.Module) for n in nets)
 
 
 class _Failing:
