@@ -52,7 +52,7 @@ _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _NAME_HELP = f"names are 1..{MAX_NAME} characters of A-Z a-z 0-9 . _ -, not starting with '.', without '..'"
 # what atomic_path leaves behind when a process dies mid-write: ".NAME.safetensors.igpg-<8 random>.tmp"; nothing
 # else is ever deleted (a user's ".notes.safetensors.backup.tmp" stays)
-_STRAY_TMP = temp_pattern(r"[A-Za-z0-9._-]+\.safetensors|manifest\.jsonl")
+_STRAY_TMP = temp_pattern(r"[A-Za-z0-9._-]+\.safetensors|manifest\.jsonl|igpg-probe")
 
 
 # ---- requests --------------------------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def check_writable(directory: str | Path, need: int = 0) -> None:
     mount shows only then) and `need` bytes are free there."""
     directory = Path(directory)
     try:
-        fd, probe = tempfile.mkstemp(prefix=".igpg-probe-", suffix=".tmp", dir=directory)
+        # named as atomic_path names its temporaries (temp_pattern("igpg-probe")): a killed run's probe is cleaned
+        fd, probe = tempfile.mkstemp(prefix=".igpg-probe.igpg-", suffix=".tmp", dir=directory)
         os.close(fd)
         os.unlink(probe)
         free = shutil.disk_usage(directory).free
