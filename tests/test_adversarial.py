@@ -270,7 +270,15 @@ API_CASES = [
         ("negative", "-1", "must be a number"), ("unit-unknown", "4XB", "must be a number"),
         ("absurd", "99999999999999T", "too large"), ("zero", "0", "at least 1")]],
     Case("budget-not-an-int", lambda tmp: lambda: Budget(max_params=1.5), "max_params must be a positive integer"),
+    Case("seed-with-16610-bits", lambda tmp: lambda: _generator().check_request(INSTRUCTION, "digits", [3, 5, 8], SMALL,
+         10**5000), "got an integer of 16610 bits"),
 ]
+
+
+def _generator():
+    from igpg.generator import ParameterGenerator
+
+    return ParameterGenerator.from_pretrained()
 
 
 # ---- the checks --------------------------------------------------------------------------------------------------

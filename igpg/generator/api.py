@@ -156,7 +156,9 @@ class ParameterGenerator:
             raise IgpgError(f"{spec}: a layer has fan-in {fan_in}; this generator supports fan-in up to {limit}")
         self.budget.check(spec, cfg.chunk_size, cfg.codes_per_chunk)  # before anything is allocated
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-            raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got {str(seed)[:40]}")
+            big = isinstance(seed, int) and seed.bit_length() > 100  # str() of a huge int raises
+            raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got "
+                            f"{f'an integer of {seed.bit_length()} bits' if big else repr(seed)[:40]}")
         return Request(instruction, task, spec, seed)
 
     # ---- generation ----------------------------------------------------------------------------------------
