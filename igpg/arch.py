@@ -202,6 +202,27 @@ class ArchSpec:
         """state_dict name -> shape, in state_dict order."""
         return {t.name: t.shape for layer in self.schema() for t in layer.tensors}
 
+    def schema_problem(self, state: dict[str, torch.Tensor], values: bool = True) -> str | None:
+        """What keeps `state` from being this network's weights, in one line (missing, unexpected or misshapen
+        tensors; with `values`, integer tensors and values that are not finite as float32), or None."""
+        want = self.tensor_shapes()
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        missing = [k for k in want if k not in shapes]
+        extra = sorted(k for k in shapes if k not in want)
+        wrong = [f"{k} is {list(shapes[k])}, expected {list(want[k])}" for k in want if k in shapes and shapes[k] != want[k]]
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else []) + wrong
+        if not parts and values:
+            for k, t in state.items():
+                if not t.is_floating_point():
+                    parts.append(f"{k} has dtype {t.dtype}; weights are floating point")
+                elif not torch.isfinite(t.to(torch.float32)).all():
+                    parts.append(f"{k} has values that are not finite as float32")
+        if not parts:
+            return None
+        text = "; ".join(parts)
+        return text if len(text) <= 300 else text[:297] + "..."
+
     # ---- variants ----
     def with_outputs(self, n: int) -> ArchSpec:
         return dataclasses.replace(self, num_outputs=n)

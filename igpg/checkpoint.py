@@ -18,26 +18,28 @@ import ctypes
 import dataclasses
 import errno
 import json
+import math
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from igpg.errors import IgpgError
-from igpg.io import load_weights, save_weights
+from igpg.io import load_weights, read_header, save_weights
 
 CONFIG = "config.json"
 MODEL = "model.safetensors"
 STATE = "training_state"
 
 
-def dataclass_from_dict(cls, raw: dict, what: str):
+def dataclass_from_dict(cls, raw: dict, what: str, limits: dict[str, int | float] | None = None):
     """A frozen config dataclass from a dict (JSON or YAML): unknown keys and bad values are `IgpgError`s;
-    lists become tuples where the field is a tuple."""
+    lists become tuples where the field is a tuple; a number above its entry in `limits` is refused (a size no
+    model of igpg's has: a corrupt or hostile config.json would otherwise allocate whatever it says)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(raw, dict):
         raise IgpgError(f"{what} config: expected a mapping of {cls.__name__} keys")
@@ -47,6 +49,9 @@ def dataclass_from_dict(cls, raw: dict, what: str):
     raw = {k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k].type) else v for k, v in raw.items()}
     for key, value in raw.items():
         _check_value(what, key, value, fields[key])
+        high = (limits or {}).get(key)
+        if high is not None and isinstance(value, (int, float)) and value > high:
+            raise IgpgError(f"{what} config: {key} must be at most {high}, got {str(value)[:40]}")
     try:
         return cls(**raw)
     except TypeError as e:
@@ -216,9 +221,38 @@ def read_config(path: str | Path, kind: str) -> dict:
     return meta["config"]
 
 
+MAX_MODEL_NUMEL = 500_000_000  # values in a checkpoint's model (the released generator has 7.1M)
+
+
+def check_model_size(path: str | Path, build: Callable[[], nn.Module]) -> None:
+    """Build the model a config describes on the meta device (nothing allocated) and refuse it, before it is built
+    for real, when it is absurdly large or holds another number of values than `path/model.safetensors`."""
+    with torch.device("meta"):
+        want = sum(t.numel() for t in build().state_dict().values())
+    if want > MAX_MODEL_NUMEL:
+        raise IgpgError(f"checkpoint {path}: {CONFIG} describes a model of {want:,} values, above igpg's limit of "
+                        f"{MAX_MODEL_NUMEL:,}; the config is corrupt")
+    header = read_header(Path(path) / MODEL)
+    have = sum(math.prod(v.get("shape", ())) for k, v in header.items() if k != "__metadata__" and isinstance(v, dict))
+    if have != want:
+        raise IgpgError(f"checkpoint {path}: {CONFIG} describes a model of {want:,} values but {MODEL} holds "
+                        f"{have:,}")
+
+
 def load_model_state(path: str | Path, model: nn.Module) -> None:
-    """Load `model.safetensors` strictly; any mismatch is an `IgpgError`, not a traceback."""
+    """Load `model.safetensors` strictly; any mismatch is an `IgpgError`, not a traceback.
+
+    A tensor must be of the model's kind (float where the model has float: int32 weights are not cast silently)
+    and finite in the model's dtype (a float64 1e300 would become inf)."""
     state, _ = load_weights(Path(path) / MODEL)
+    own = model.state_dict()
+    for name, t in state.items():
+        if name not in own:
+            continue  # load_state_dict names it below
+        if t.is_floating_point() != own[name].is_floating_point():
+            raise IgpgError(f"checkpoint {path}: tensor {name!r} has dtype {t.dtype}, the model's is {own[name].dtype}")
+        if t.is_floating_point() and not torch.isfinite(t.to(own[name].dtype)).all():
+            raise IgpgError(f"checkpoint {path}: tensor {name!r} is not finite as {own[name].dtype}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

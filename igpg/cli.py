@@ -49,6 +49,10 @@ DatasetOpt = Annotated[str, typer.Option(help="Dataset name: digits, mnist, mnis
 ClassesOpt = Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")]
 ArchOpt = Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")]
 ModelOpt = Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")]
+# budgets (generator/budget.py): the defaults are DEFAULT_MAX_PARAMS and DEFAULT_MAX_MEMORY
+MaxParamsOpt = Annotated[str, typer.Option(help="Refuse a network with more parameters than this (e.g. 2M).")]
+MaxMemoryOpt = Annotated[str, typer.Option(help="Refuse a request whose decoding is estimated to need more memory "
+                                           "than this (e.g. 2GiB); batches are split to fit.")]
 
 
 class _Bars:
@@ -240,14 +244,18 @@ def generate_cmd(
     k: Annotated[Optional[int], typer.Option(help="Labelled samples per label to condition on (default 5).")] = None,
     temperature: Annotated[float, typer.Option(help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 1.0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+    max_params: MaxParamsOpt = "2M",
+    max_memory: MaxMemoryOpt = "2GiB",
 ) -> None:
     """Generate a network for a task and write it as safetensors with its metadata; print its test accuracy.
 
     Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
     """
     from igpg.evaluate import evaluate
-    from igpg.generator import ParameterGenerator
-    from igpg.io import save_weights
+    from igpg.generator import ParameterGenerator, SamplingConfig
+    from igpg.generator.budget import Budget, parse_size
+    from igpg.io import check_writable, locked_dir, remove_stale_temps, save_weights
 
     if out_file.suffix != ".safetensors":
         raise IgpgError(f"--out must end in .safetensors, got {out_file}")
@@ -255,17 +263,28 @@ def generate_cmd(
         raise IgpgError(f"--out {out_file} is a directory")
     if not out_file.parent.is_dir():
         raise IgpgError(f"directory {out_file.parent} does not exist")
+    if (out_file.exists() or out_file.is_symlink()) and not overwrite:
+        raise IgpgError(f"--out {out_file} exists; pass --overwrite to replace it")
+    SamplingConfig(temperature, None, None, guidance)  # nonsense (nan, inf, < 0) is refused before anything loads
+    budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
+    check_writable(out_file.parent)
     gen = ParameterGenerator.from_pretrained(model)
-    gen.check_request(instruction, dataset, classes, arch, seed)  # bad input is refused before any note or work
+    gen.budget = budget
+    req = gen.check_request(instruction, dataset, classes, arch, seed)  # bad input is refused before any note or work
+    check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
     note = gen.coverage_note(arch, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
                        k=k, temperature=temperature, guidance=guidance)
-    digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
     acc = evaluate(net, dataset, classes, split="test")  # the same string the task was parsed from
-    out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
-              f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+    with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
+        remove_stale_temps(out_file)  # what a generate killed mid-save left
+        if (out_file.exists() or out_file.is_symlink()) and not overwrite:
+            raise IgpgError(f"--out {out_file} was written by another process meanwhile; pass --overwrite to replace it")
+        digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
+        out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
+                  f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
 
 
 @app.command("info")
@@ -350,22 +369,29 @@ def export_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for NAME.safetensors + manifest.jsonl.")],
     model: ModelOpt = None,
     batch_size: Annotated[int, typer.Option(help="Requests decoded together (same architecture).")] = 16,
+    force: Annotated[bool, typer.Option("--force", help="Replace NAME.safetensors files that this export's manifest "
+                                        "does not list (by default such a request fails and the file stays).")] = False,
+    max_params: MaxParamsOpt = "2M",
+    max_memory: MaxMemoryOpt = "2GiB",
 ) -> None:
     """Generate many networks in batches; re-running resumes (finished names are skipped, damaged files redone).
 
     Example: igpg export requests.jsonl --out exported/ --batch-size 16
     """
-    from igpg.export import export_networks, parse_requests, producer_from_generator
+    from igpg.export import export_networks, producer_from_generator
     from igpg.generator import ParameterGenerator
+    from igpg.generator.budget import Budget, parse_size
 
     if batch_size < 1:
         raise IgpgError(f"--batch-size must be at least 1, got {batch_size}")
     if not requests.is_file():
         raise IgpgError(f"requests file {requests} not found")
+    budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
     gen = ParameterGenerator.from_pretrained(model)
+    gen.budget = budget
     with _Bars() as bars:
         report = export_networks(requests, out_dir, producer_from_generator(gen), batch_size=batch_size,
-                                 generator_name=gen.name, progress=lambda d, t: bars("export", d, t))
+                                 generator_name=gen.name, progress=lambda d, t: bars("export", d, t), force=force)
     for e in report.failed:
         console.print(f"error: {e}", markup=False, highlight=False)
     out.print(report.summary())
@@ -398,33 +424,49 @@ def retrieve_cmd(
 
 
 def main() -> None:
-    """Entry point: run the app, turning `IgpgError` into a one-line message and exit code 2."""
+    """Entry point: run the app; every failure is one line `error: ...` on stderr and exit code 2.
+
+    `IgpgError` is bad input; an OSError (read-only or full disk, permissions) and a MemoryError are what the
+    machine refused; anything else is a bug, still one line (IGPG_DEBUG=1 shows the traceback)."""
+    import os
     import warnings
+
+    from igpg.errors import one_line
 
     # x-transformers on torch 2.14 warns at import about torch.jit.script; it is not the user's concern
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+
+    def fail(message: str) -> None:
+        console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+
     try:
         code = app(standalone_mode=False)  # click returns Exit's code instead of raising in this mode
         if isinstance(code, int) and code:
             sys.exit(code)
     except IgpgError as e:
-        console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        fail(one_line(e))
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         console.print("aborted", markup=False)
         sys.exit(130)
     except Exception as e:  # click usage errors arrive here in non-standalone mode
-        if not isinstance(e, _click_errors()):
+        if isinstance(e, _click_errors()):
+            if type(e).__name__ == "NoArgsIsHelpError":  # `igpg` or `igpg zoo` alone: the help was the answer
+                e.show()
+                sys.exit(e.exit_code)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            fail(one_line(e.format_message()) + hint)
+        if os.environ.get("IGPG_DEBUG"):
             raise
-        if type(e).__name__ == "NoArgsIsHelpError":  # `igpg` or `igpg zoo` alone: the help was the answer
-            e.show()
-            sys.exit(e.exit_code)
-        ctx = getattr(e, "ctx", None)
-        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        console.print(f"error: {' '.join(e.format_message().split())}{hint}", markup=False, highlight=False)
-        sys.exit(2)
+        if isinstance(e, OSError):  # ENOSPC, EROFS, EACCES: what the file system refused, and where
+            where = f" ({e.filename})" if e.filename else ""
+            fail(one_line(f"{e.strerror or e}{where}"))
+        if isinstance(e, MemoryError):
+            fail("out of memory; ask for a smaller architecture or fewer --samples (see --max-memory)")
+        fail(one_line(f"internal error, please report it: {one_line(e)} (IGPG_DEBUG=1 shows the traceback)"))
 
 
 def _click_errors() -> tuple[type, ...]:

@@ -34,9 +34,9 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.errors import IgpgError
+from igpg.errors import IgpgError, one_line
 from igpg.evaluate import accuracy
-from igpg.io import atomic_write_text, load_weights, read_header, save_weights, sha256_file
+from igpg.io import atomic_write_text, check_writable, load_weights, read_header, save_weights, sha256_file, temp_pattern
 from igpg.text import check_instruction
 
 MANIFEST = "manifest.jsonl"
@@ -50,8 +50,9 @@ FACT_KEYS = ("igpg.name", "igpg.arch", "igpg.instruction", "igpg.dataset", "igpg
 
 _NAME = re.compile(r"[A-Za-z0-9._-]+")
 _NAME_HELP = f"names are 1..{MAX_NAME} characters of A-Z a-z 0-9 . _ -, not starting with '.', without '..'"
-# what atomic_path leaves behind when a process dies mid-write: ".NAME.safetensors.<random>.tmp"
-_STRAY_TMP = re.compile(r"\.(?:[A-Za-z0-9._-]+\.safetensors|manifest\.jsonl)\..+\.tmp")
+# what atomic_path leaves behind when a process dies mid-write: ".NAME.safetensors.igpg-<8 random>.tmp"; nothing
+# else is ever deleted (a user's ".notes.safetensors.backup.tmp" stays)
+_STRAY_TMP = temp_pattern(r"[A-Za-z0-9._-]+\.safetensors|manifest\.jsonl|igpg-probe")
 
 
 # ---- requests --------------------------------------------------------------------------------------------------
@@ -172,6 +173,8 @@ def parse_requests(source: str | os.PathLike | Iterable[str], data_root: str | N
             errors.append(RequestError(number, name, _one_line(e)))
         except (ValueError, RecursionError):  # json: an integer too long to read, nesting too deep
             errors.append(RequestError(number, None, "not valid JSON (an integer too long or nesting too deep)"))
+        except Exception as e:  # anything else one line raises (a dataset loader's own error) fails that line alone
+            errors.append(RequestError(number, name, _one_line(e)))
     return requests, errors
 
 
@@ -229,7 +232,7 @@ def _collect(requests, data_root: str | None) -> tuple[list[ExportRequest], list
         try:
             _claim_name(name, seen, line or position)
             valid.append(item if isinstance(item, ExportRequest) else ExportRequest.from_dict(item, position, data_root))
-        except IgpgError as e:
+        except Exception as e:  # IgpgError, or whatever else one request raises: that request fails alone
             errors.append(RequestError(line, name, _one_line(e)))
     return valid, errors
 
@@ -237,17 +240,21 @@ def _collect(requests, data_root: str | None) -> tuple[list[ExportRequest], list
 # ---- producing -------------------------------------------------------------------------------------------------
 
 # Given a batch of requests, one (network, extra metadata) per request, in order, e.g.
-# (net, {"igpg.generator": "default@<hash>", "igpg.source": "generated"}). Raise IgpgError for bad input.
+# (net, {"igpg.generator": "default@<hash>", "igpg.source": "generated"}), or an exception in place of the pair
+# for a request that failed alone. Raising fails the batch, which is then retried one request at a time.
 Producer = Callable[[list[ExportRequest]], list[tuple[nn.Module, dict[str, str]]]]
 
 
 def producer_from_generator(gen, **sampling) -> Producer:
     """A Producer over `ParameterGenerator.generate_batch` (one decode per architecture in the batch)."""
 
-    def produce(batch: list[ExportRequest]) -> list[tuple[nn.Module, dict[str, str]]]:
-        nets = gen.generate_batch([r.as_dict() for r in batch], **sampling)
-        out = []
+    def produce(batch: list[ExportRequest]) -> list[tuple[nn.Module, dict[str, str]] | Exception]:
+        nets = gen.generate_batch([r.as_dict() for r in batch], errors="return", **sampling)
+        out: list = []
         for net in nets:
+            if isinstance(net, Exception):  # this request failed alone (refused by the budget, say)
+                out.append(net)
+                continue
             extra = {k: v for k, v in getattr(net, "igpg_metadata", {}).items() if k not in FACT_KEYS}
             extra.setdefault("igpg.generator", gen.name)
             out.append((net, extra))
@@ -265,19 +272,21 @@ def _batches(requests: list[ExportRequest], batch_size: int) -> list[list[Export
 
 
 def _produce(batch: list[ExportRequest], producer: Producer) -> list[tuple[nn.Module, dict] | RequestError]:
-    """Call the producer once for the batch; if it refuses the batch, once per request so one bad one fails alone."""
+    """Call the producer once for the batch; if it fails the batch (any exception: bad input, an allocation that
+    failed, a bug), once per request, so that one bad request fails alone and the others still finish."""
     try:
-        return _checked_call(batch, producer)
-    except IgpgError as e:
+        results = _checked_call(batch, producer)
+    except Exception as e:
         if len(batch) == 1:
             return [RequestError(batch[0].line, batch[0].name, _one_line(e))]
-    out: list = []
-    for r in batch:
-        try:
-            out += _checked_call([r], producer)
-        except IgpgError as e:
-            out.append(RequestError(r.line, r.name, _one_line(e)))
-    return out
+        results = []
+        for r in batch:
+            try:
+                results += _checked_call([r], producer)
+            except Exception as e1:
+                results.append(e1)
+    return [RequestError(r.line, r.name, _one_line(x)) if isinstance(x, BaseException) else x
+            for r, x in zip(batch, results)]
 
 
 def _checked_call(batch: list[ExportRequest], producer: Producer) -> list:
@@ -293,7 +302,7 @@ def _canonical_net(req: ExportRequest, net: object) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise IgpgError(f"the producer returned {type(net).__name__}, not a torch.nn.Module")
     state = net.state_dict()
-    problem = _schema_problem(req.spec, {k: tuple(v.shape) for k, v in state.items()})
+    problem = req.spec.schema_problem(state, values=False)
     if problem:
         raise IgpgError(f"the produced network does not match '{req.spec}': {problem}")
     for k, t in state.items():
@@ -342,13 +351,17 @@ class ExportReport:
 
 def export_networks(requests, out_dir: str | os.PathLike, producer: Producer, batch_size: int = 16,
                     generator_name: str = "", progress: Callable[[int, int], None] | None = None,
-                    data_root: str | None = None) -> ExportReport:
+                    data_root: str | None = None, force: bool = False) -> ExportReport:
     """Produce and write every request not already complete in `out_dir`; see the module docstring.
 
     `requests`: a JSONL path, or an iterable of ExportRequest or dicts. Invalid requests and requests the producer
     refuses (IgpgError) land in `report.failed`; the others are still exported. `generator_name` fills
     igpg.generator when the producer's metadata does not. `progress(done, total)` is called after each batch,
     counting the requests that needed producing. Raises IgpgError for an unusable out dir or a running export.
+
+    Only files this export wrote are replaced: a NAME.safetensors the manifest does not list fails its request
+    (unless `force`), except one whose metadata states this very request (what an export killed between writing
+    the file and listing it leaves).
     """
     from igpg.zoo.catalogue import exclusive_lock  # local: keeps `import igpg.export` light
 
@@ -372,6 +385,10 @@ def export_networks(requests, out_dir: str | os.PathLike, producer: Producer, ba
         todo: list[ExportRequest] = []
         for r in valid:
             entry = manifest.get(r.name)
+            if entry is None and not force and _foreign(out / (r.name + SUFFIX), r):
+                report.failed.append(RequestError(r.line, r.name, f"{out / (r.name + SUFFIX)} exists and is not a file "
+                                                  f"of this export (not in its {MANIFEST}); move it away or pass --force"))
+                continue
             if entry is not None and _intact(out, entry, r):
                 report.skipped.append(r.name)
                 continue
@@ -382,6 +399,8 @@ def export_networks(requests, out_dir: str | os.PathLike, producer: Producer, ba
             todo.append(r)
         if _manifest_text(manifest) != on_disk:
             _write_manifest(out, manifest)
+        # before any decoding: room for every file (float32 weights + a header) and a manifest line each
+        check_writable(out, sum(4 * r.spec.n_params + 64 * 1024 for r in todo))
         done, total = 0, len(todo)
         for batch in _batches(todo, batch_size):
             for r, result in zip(batch, _produce(batch, producer)):
@@ -391,7 +410,7 @@ def export_networks(requests, out_dir: str | os.PathLike, producer: Producer, ba
                 try:
                     manifest[r.name] = _write_network(out, r, result, generator_name)
                     report.exported.append(r.name)
-                except IgpgError as e:
+                except Exception as e:  # bad producer output, a full disk, a foreign file in the way: this one only
                     report.failed.append(RequestError(r.line, r.name, _one_line(e)))
             _write_manifest(out, manifest)
             done += len(batch)
@@ -440,6 +459,7 @@ def _prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     out = out.resolve()
     if not os.access(out, os.W_OK | os.X_OK):
         raise IgpgError(f"cannot write to {out}: permission denied")
+    check_writable(out)  # tried for real: a read-only mount, or root, passes os.access
     for special in (".lock", MANIFEST):
         if (out / special).is_symlink():  # writing through it would land outside the directory
             raise IgpgError(f"{out / special} is a symbolic link; igpg writes only real files in {out}")
@@ -511,6 +531,20 @@ def _file_matches(out: Path, entry: dict) -> bool:
         return False
 
 
+def _foreign(path: Path, req: ExportRequest) -> bool:
+    """Something is at `path` that this export did not write for `req` (a user's file, a directory, a link)."""
+    if not (path.exists() or path.is_symlink()):
+        return False
+    if path.is_symlink() or not path.is_file():
+        return True
+    try:
+        meta = read_metadata(path)
+    except IgpgError:
+        return True
+    facts = req.metadata("")
+    return any(meta.get(k) != facts[k] for k in FACT_KEYS)
+
+
 def _intact(out: Path, entry: dict, req: ExportRequest) -> bool:
     """The listed file is exactly what was written for this same request."""
     return entry.get("request") == req.fingerprint() and _file_matches(out, entry)
@@ -541,9 +575,12 @@ def load(path: str | os.PathLike) -> nn.Module:
         spec = ArchSpec.parse(arch)
     except IgpgError as e:
         raise IgpgError(f"{path}: {_one_line(e)}") from None
-    problem = _schema_problem(spec, {k: tuple(v.shape) for k, v in state.items()})
+    problem = spec.schema_problem(state, values=False)
     if problem:
         raise IgpgError(f"{path}: tensors do not match its architecture '{spec}': {problem}")
+    for name, t in state.items():  # finite in float64 is not enough: load_state_dict casts to float32 (1e300 -> inf)
+        if not torch.isfinite(t.to(torch.float32)).all():
+            raise IgpgError(f"{path}: tensor {name!r} has values that are not finite as float32")
     net = spec.build()
     try:
         net.load_state_dict(state, strict=True)
@@ -551,20 +588,6 @@ def load(path: str | os.PathLike) -> nn.Module:
         raise IgpgError(f"{path}: cannot load into '{spec}': {str(e).splitlines()[0]}") from None
     net.igpg_metadata = dict(metadata)
     return net.eval()
-
-
-def _schema_problem(spec: ArchSpec, shapes: dict[str, tuple[int, ...]]) -> str | None:
-    """What differs between these tensor names/shapes and the spec's schema, in one line, or None."""
-    want = spec.tensor_shapes()
-    missing = [k for k in want if k not in shapes]
-    extra = sorted(k for k in shapes if k not in want)
-    wrong = [f"{k} is {list(shapes[k])}, expected {list(want[k])}" for k in want if k in shapes and shapes[k] != want[k]]
-    parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
-        [f"unexpected {', '.join(extra)}"] if extra else []) + wrong
-    if not parts:
-        return None
-    text = "; ".join(parts)
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # ---- small helpers ---------------------------------------------------------------------------------------------
@@ -575,6 +598,5 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _one_line(e: Exception) -> str:
-    text = " ".join(str(e).split())
-    return text or type(e).__name__
+def _one_line(e: BaseException) -> str:
+    return one_line(e)

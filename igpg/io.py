@@ -5,9 +5,12 @@ Nothing here unpickles: weights are safetensors, configs and metadata JSON/YAML.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
 import struct
 import tempfile
 from contextlib import contextmanager
@@ -29,7 +32,8 @@ MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit; a larger header 
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is fsynced and renamed onto `path`, else removed."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # ".NAME.igpg-<8 random>.tmp": the marker lets cleaners remove only what an igpg writer left (stray_temps)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.igpg-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -40,6 +44,49 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temp_pattern(names: str) -> re.Pattern:
+    """What `atomic_path` leaves when its process dies mid-write, for targets whose names match the regex `names`:
+    ".NAME.igpg-<8 random>.tmp". Cleaners remove only these: a user's ".notes.backup.tmp" is never touched."""
+    return re.compile(rf"\.(?:{names})\.igpg-[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Remove what a killed `atomic_path(path)` left beside `path`; call it only while holding `locked_dir`."""
+    path = Path(path)
+    pattern = temp_pattern(re.escape(path.name))
+    for p in path.parent.iterdir():
+        if pattern.fullmatch(p.name) and (p.is_symlink() or p.is_file()):
+            p.unlink(missing_ok=True)
+
+
+@contextmanager
+def locked_dir(directory: str | Path) -> Iterator[None]:
+    """An exclusive flock on the directory itself (no lock file left behind): writers of one directory take turns.
+    The kernel releases it when the holder dies."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def check_writable(directory: str | Path, need: int = 0) -> None:
+    """IgpgError unless a file can be created in `directory` (tried for real: root ignores modes, and a read-only
+    mount shows only then) and `need` bytes are free there."""
+    directory = Path(directory)
+    try:
+        # named as atomic_path names its temporaries (temp_pattern("igpg-probe")): a killed run's probe is cleaned
+        fd, probe = tempfile.mkstemp(prefix=".igpg-probe.igpg-", suffix=".tmp", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(directory).free
+    except OSError as e:
+        raise IgpgError(f"cannot write to {directory}: {e.strerror or e}") from None
+    if free < need:
+        raise IgpgError(f"not enough free space in {directory}: {need:,} bytes needed, {free:,} free")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -37,6 +37,11 @@ def check_instruction(text: object) -> str:
         raise IgpgError("the instruction is empty; describe the task, e.g. 'Classify handwritten digits 3, 5 and 8'")
     if len(text) > 2000:
         raise IgpgError(f"the instruction is {len(text)} characters long; at most 2000 are allowed")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate (JSON "\\ud800", a non-UTF-8 byte in argv): unencodable
+        raise IgpgError(f"the instruction is not valid text: an unpaired surrogate or undecodable byte at character "
+                        f"{e.start}") from None
     return " ".join(text.split())
 
 

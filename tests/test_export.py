@@ -225,16 +225,23 @@ def test_failed_redo_unlists_the_damaged_file(tmp_path):
 
 
 def test_stray_temporaries_go_and_foreign_files_stay(tmp_path):
-    (tmp_path / ".a.safetensors.x1y2.tmp").write_bytes(b"half")  # left by a killed export
-    (tmp_path / ".manifest.jsonl.k3.tmp").write_text("{")
+    (tmp_path / ".a.safetensors.igpg-x1y2z3w4.tmp").write_bytes(b"half")  # left by a killed export
+    (tmp_path / ".manifest.jsonl.igpg-k3k3k3k3.tmp").write_text("{")
+    (tmp_path / ".notes.safetensors.backup.tmp").write_text("a user's, named almost like ours")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "zzz.safetensors").write_bytes(b"not a request")
     (tmp_path / "a.safetensors").write_bytes(b"named like a request, not in the manifest")
-    three(tmp_path)
+    reqs, report = three(tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [".lock", "a.safetensors", "b.safetensors", "c.safetensors", "manifest.jsonl", "notes.txt",
-                     "zzz.safetensors"]
+    assert names == [".lock", ".notes.safetensors.backup.tmp", "a.safetensors", "b.safetensors", "c.safetensors",
+                     "manifest.jsonl", "notes.txt", "zzz.safetensors"]
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "zzz.safetensors").read_bytes() == b"not a request"
+    # the user's a.safetensors is not overwritten: its request fails, the others are exported
+    assert (tmp_path / "a.safetensors").read_bytes() == b"named like a request, not in the manifest"
+    assert [e.name for e in report.failed] == ["a"] and "--force" in report.failed[0].message
+    assert report.exported == ["b", "c"] and [e["name"] for e in read_manifest(tmp_path)] == ["b", "c"]
+    report = export_networks(reqs, tmp_path, RandomInitProducer(), force=True)  # asked for: replaced
+    assert report.exported == ["a"] and report.ok
     load(tmp_path / "a.safetensors")
 
 

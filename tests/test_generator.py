@@ -412,7 +412,8 @@ def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decodi
     res = cli("info", "--model", tmp_path / "g")
     assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
     ask = lambda arch: cli("generate", "Classify 3, 5 and 8", "--dataset", "digits", "--classes", "3,5,8",  # noqa: E731
-                           "--arch", arch, "--model", tmp_path / "g", "--samples", "1", "--out", tmp_path / "n.safetensors")
+                           "--arch", arch, "--model", tmp_path / "g", "--samples", "1", "--out", tmp_path / "n.safetensors",
+                           "--overwrite")
     assert "warning" not in ask("mlp:64-16-3").err  # a trained architecture
     res = ask("mlp:64-24-3")
     assert res.code == 0 and "warning: mlp:64-24-3 on digits is not an architecture this generator trained on (wider " \

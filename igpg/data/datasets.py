@@ -51,6 +51,7 @@ import hashlib
 import importlib.metadata
 import math
 import os
+import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -469,17 +470,27 @@ def _load_torchvision(tv_name: str, root: str) -> Dataset:
     cls = getattr(torchvision.datasets, tv_name)
     parts = {}
     for train in (True, False):
+        part = "train" if train else "test"
         try:
             ds = cls(root=root, train=train, download=False)
+        except pickle.UnpicklingError:
+            # the *MNIST legacy cache (ROOT/<Name>/processed/*.pt) is read with torch.load(weights_only=True), which
+            # refuses any pickle that holds more than tensors and plain containers: a hostile file lands here
+            raise IgpgError(
+                f"dataset {name}: a {part} file under {os.path.join(root, tv_name, 'processed')} is a pickle that "
+                "torch.load(weights_only=True) refused (it holds more than tensors); igpg runs no other pickle: "
+                "remove that folder to read the raw files instead") from None
         # torchvision says "Dataset not found ... use download=True" (RuntimeError); truncated files fail asserts
-        except (RuntimeError, OSError, AssertionError, ValueError):
-            part = "train" if train else "test"
+        except (RuntimeError, OSError, AssertionError, ValueError, EOFError):
             raise IgpgError(
                 f"dataset {name}: {part} files missing or unreadable in {os.path.join(root, entry.folder)} "
                 f"(searched root {root}); igpg never downloads, put torchvision's files there"
             ) from None
-        x, shape = _images_to_flat(ds.data)
-        y = np.asarray(ds.targets, dtype=np.int64).reshape(len(x), -1)[:, 0]  # QMNIST compat targets are 1-D
+        try:
+            x, shape = _images_to_flat(ds.data)
+            y = np.asarray(ds.targets, dtype=np.int64).reshape(len(x), -1)[:, 0]  # QMNIST compat targets are 1-D
+        except (TypeError, ValueError, AttributeError, IndexError):  # a legacy .pt of tensors, but not images + labels
+            raise IgpgError(f"dataset {name}: the {part} data in {root} are not images with one label each") from None
         parts[train] = (x, y, shape, getattr(ds, "classes", None))
     (x, y, shape, classes), (x_test, y_test, _, _) = parts[True], parts[False]
     num_classes = int(max(y.max(), y_test.max())) + 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -21,11 +22,13 @@ import torch
 from torch import nn
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import load_model_state, read_config
+from igpg.checkpoint import check_model_size, load_model_state, read_config
 from igpg.coverage import KIND_TEXT, arch_kind
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
+from igpg.export import MAX_SEED
+from igpg.generator.budget import Budget
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.features import feature_slots, prototypes
@@ -34,6 +37,7 @@ from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig, sample_codes
 from igpg.generator.train import KIND, config_from_dict
 from igpg.text import check_instruction, embed_texts
+from igpg.tokenizer.chunking import _chunks_per_row
 from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +73,7 @@ class ParameterGenerator:
         self._bases: dict[tuple, tuple | None] = {}  # encoded bases by (arch, dataset, labels): best-of-K reuses them
         self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
         self.use_cache = True  # KV cache in sampling; False recomputes the whole sequence per row (same outputs, slower)
+        self.budget = Budget()  # requests above max_params / max_memory are refused before decoding (budget.py)
 
     # ---- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -79,8 +84,14 @@ class ParameterGenerator:
         repository, where <name> is the tokenizer the generator was trained with."""
         path = Path(path) if path is not None else DEFAULT_MODEL
         cfg = config_from_dict(read_config(path, KIND))
+        check_model_size(path, lambda: WeightGenerator(cfg))  # before allocating what the config says
         model = WeightGenerator(cfg)
         load_model_state(path, model)
+        if tokenizer is None and not (path / "tokenizer").is_dir():
+            name = cfg.tokenizer  # a name under tokenizers/, never a path (a config must not point outside)
+            if not name or name.startswith(".") or not all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in name):
+                raise IgpgError(f"checkpoint {path}: tokenizer {name[:60]!r} is not a tokenizer name (letters, digits, "
+                                f"'.', '_', '-'); put the tokenizer in {path}/tokenizer or pass it explicitly")
         if tokenizer is None:
             tokenizer = path / "tokenizer" if (path / "tokenizer").is_dir() else TOKENIZERS / cfg.tokenizer
         tok = WeightTokenizer.load(tokenizer)
@@ -138,12 +149,16 @@ class ParameterGenerator:
             raise IgpgError(f"this generator supports {spec.family} depth 1..{cfg.max_depth[spec.family]}, got {spec.depth}")
         if task.num_labels > 64:
             raise IgpgError(f"this generator supports at most 64 output labels, got {task.num_labels}")
-        lay = row_layout(str(spec), cfg.chunk_size, cfg.codes_per_chunk)
-        if lay.max_chunks > cfg.max_chunks_per_row:
+        # arithmetic over the schema, not row_layout: the layout of a huge architecture would not fit in memory
+        if max(_chunks_per_row(layer, cfg.chunk_size) for layer in spec.schema()) > cfg.max_chunks_per_row:
             limit = cfg.max_chunks_per_row * cfg.chunk_size - 1
-            raise IgpgError(f"{spec}: a layer has fan-in {int(lay.fan_in.max())}; this generator supports fan-in up to {limit}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise IgpgError(f"seed must be a non-negative integer, got {seed!r}")
+            fan_in = max(layer.fan_in for layer in spec.schema())
+            raise IgpgError(f"{spec}: a layer has fan-in {fan_in}; this generator supports fan-in up to {limit}")
+        self.budget.check(spec, cfg.chunk_size, cfg.codes_per_chunk)  # before anything is allocated
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            big = isinstance(seed, int) and seed.bit_length() > 100  # str() of a huge int raises
+            raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got "
+                            f"{f'an integer of {seed.bit_length()} bits' if big else repr(seed)[:40]}")
         return Request(instruction, task, spec, seed)
 
     # ---- generation ----------------------------------------------------------------------------------------
@@ -176,6 +191,14 @@ class ParameterGenerator:
             out.append(Candidate(net, accuracy(net, x, y), s))
         return out
 
+    def _decode_fitting(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int]) -> list[Candidate]:
+        """`_decode` in as many calls as the memory budget needs (requests of one architecture)."""
+        n = self.budget.batch_size(requests[0].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, sc.guidance != 1.0)
+        out: list[Candidate] = []
+        for i in range(0, len(requests), n):
+            out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n])
+        return out
+
     def _head_features(self, requests: list[Request], arch: str, support_x: list[torch.Tensor]):
         """The sampling callback of a head_features model: each request's support samples through the hidden layers
         decoded so far -> its head features (L, J, 2C) (generator/features.py)."""
@@ -202,12 +225,14 @@ class ParameterGenerator:
         req = self.check_request(instruction, dataset, classes, arch, seed)
         if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
             raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
+        first = SamplingConfig(temperature, top_k, top_p, guidance)  # bad values are refused before decoding
+        rest = SamplingConfig(temperature if temperature > 0 else 0.5, top_k, top_p, guidance)
+        if first.guidance != 1.0:  # guidance decodes every network twice (with and without the conditions)
+            self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
         k = self.cfg.k_support if k is None else k
-        cands = self._decode([req], SamplingConfig(temperature, top_k, top_p, guidance), k, [seed])
+        cands = self._decode([req], first, k, [seed])
         if samples > 1:  # the other K-1 are sampled (at 0.5 when greedy was asked for the first)
-            temp = temperature if temperature > 0 else 0.5
-            cands += self._decode([req] * (samples - 1), SamplingConfig(temp, top_k, top_p, guidance), k,
-                                  [seed + 1] * (samples - 1))
+            cands += self._decode_fitting([req] * (samples - 1), rest, k, [seed + 1] * (samples - 1))
         decoded = max(cands, key=lambda c: c.support_acc)  # first best on ties
         best = decoded
         base = self.base_candidate(req, k) if base_candidate else None
@@ -240,30 +265,63 @@ class ParameterGenerator:
         return Candidate(net, accuracy(net, x, y), req.seed, source)
 
     def generate_batch(self, requests: Iterable[dict], k: int | None = None, temperature: float = 0.0,
-                       guidance: float = 1.0) -> list[nn.Module]:
-        """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture."""
-        reqs = [self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"], r.get("seed", 0))
-                for r in requests]
+                       guidance: float = 1.0, errors: str = "raise") -> list[nn.Module | Exception]:
+        """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture (as
+        many as the memory budget allows at once).
+
+        errors="raise": the first bad request raises. errors="return": each request fails alone (bad input, a size
+        above the budget, an allocation that failed, anything raised while decoding it): its place in the returned
+        list holds the exception, and every other request is still decoded."""
+        if errors not in ("raise", "return"):
+            raise IgpgError(f"errors must be 'raise' or 'return', got {errors!r}")
+        sc = SamplingConfig(temperature, None, None, guidance)  # bad sampling values fail every request: raise
         k = self.cfg.k_support if k is None else k
-        out: list[nn.Module | None] = [None] * len(reqs)
+        out: list = []
+        reqs: dict[int, Request] = {}
+        for i, r in enumerate(requests):
+            out.append(None)
+            try:
+                if not isinstance(r, Mapping) or any(key not in r for key in ("instruction", "dataset", "classes", "arch")):
+                    raise IgpgError(f"request {i + 1}: expected a dict with instruction, dataset, classes, arch[, seed]")
+                reqs[i] = self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"], r.get("seed", 0))
+                if sc.guidance != 1.0:
+                    self.budget.check(reqs[i].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
+            except Exception as e:
+                if errors == "raise":
+                    raise
+                out[i] = e
         by_arch: dict[str, list[int]] = {}
-        for i, r in enumerate(reqs):
+        for i, r in reqs.items():
             by_arch.setdefault(str(r.spec), []).append(i)
         for idx in by_arch.values():
-            cands = self._decode([reqs[i] for i in idx], SamplingConfig(temperature, None, None, guidance), k,
-                                 [reqs[i].seed for i in idx])
-            for i, c in zip(idx, cands):
-                self._annotate(c.net, reqs[i], 1)
-                c.net.igpg_support_acc = c.support_acc
-                out[i] = c.net
+            n = self.budget.batch_size(reqs[idx[0]].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk,
+                                       sc.guidance != 1.0)
+            for part in (idx[j : j + n] for j in range(0, len(idx), n)):
+                for i, c in zip(part, self._decode_isolated([reqs[i] for i in part], sc, k, errors)):
+                    if isinstance(c, Candidate):
+                        self._annotate(c.net, reqs[i], 1)
+                        c.net.igpg_support_acc = c.support_acc
+                        c = c.net
+                    out[i] = c
         return out
 
-    def export(self, requests, out_dir, batch_size: int = 16, progress=None, **sampling):
+    def _decode_isolated(self, reqs: list[Request], sc: SamplingConfig, k: int, errors: str) -> list:
+        """`_decode` of one batch; if it fails and errors="return", each request alone (its exception in its place)."""
+        try:
+            return self._decode(reqs, sc, k, [r.seed for r in reqs])
+        except Exception as e:
+            if errors == "raise":
+                raise
+            if len(reqs) == 1:
+                return [e]
+        return [x for r in reqs for x in self._decode_isolated([r], sc, k, errors)]
+
+    def export(self, requests, out_dir, batch_size: int = 16, progress=None, force: bool = False, **sampling):
         """Export many requests (a JSONL path or dicts) as safetensors + manifest.jsonl; see igpg/export.py."""
         from igpg.export import export_networks, producer_from_generator
 
         return export_networks(requests, out_dir, producer_from_generator(self, **sampling), batch_size=batch_size,
-                               generator_name=self.name, progress=progress)
+                               generator_name=self.name, progress=progress, force=force)
 
     def retrieve(self, instruction: str, dataset: str, classes, arch, k: int = 5, zoo=None, min_accuracy=None,
                  splits: str = "all"):

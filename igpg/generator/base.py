@@ -77,6 +77,13 @@ class GenericBank:
                 state, meta = load_weights(p)
                 if "igpg.generic" not in meta:
                     raise IgpgError(f"{p}: not a generic network file (no igpg.generic metadata)")
+                arch = meta["igpg.generic"].rsplit("@", 1)[0]  # "ARCH@DATASET"
+                try:
+                    problem = ArchSpec.parse(arch).schema_problem(state)
+                except IgpgError as e:
+                    problem = str(e)
+                if problem:  # found now, not as a KeyError in the middle of a request
+                    raise IgpgError(f"{p}: not a generic network of {arch[:80]!r}: {problem}")
                 states[meta["igpg.generic"]] = state
         return cls(states)
 

@@ -9,10 +9,13 @@ windows: when the sequence is full, the cache is rebuilt from the prefix and the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from igpg.errors import IgpgError
 
 from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.data import condition_batch, head_feature_batch, row_batch
@@ -24,12 +27,34 @@ from igpg.generator.rows import row_layout
 HeadFeatures = Callable[[torch.Tensor, torch.Tensor], list]
 
 
+MAX_TEMPERATURE = 100.0  # far past where sampling is uniform noise; inf / NaN would give chance-level networks
+MIN_TEMPERATURE = 1e-3  # below it (but above 0, greedy) logits / t overflow to inf and the softmax to NaN
+MAX_GUIDANCE = 100.0  # |scale|; guidance extrapolates logits, so a huge one is overflow, not a stronger condition
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     temperature: float = 1.0  # 0 = greedy (argmax)
     top_k: int | None = None
     top_p: float | None = None
     guidance: float = 1.0  # classifier-free guidance scale; 1 = off
+
+    def __post_init__(self) -> None:
+        """Refuse values that would decode noise or NaN (IgpgError): they are user input (--temperature, ...)."""
+        t, g = self.temperature, self.guidance
+        if not _real(t) or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
+            raise IgpgError(f"temperature must be 0 (greedy) or {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}, got {t!r}")
+        if not _real(g) or not -MAX_GUIDANCE <= g <= MAX_GUIDANCE:
+            raise IgpgError(f"guidance must be a finite number in -{MAX_GUIDANCE:g}..{MAX_GUIDANCE:g} (1 = off), got {g!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise IgpgError(f"top_k must be a positive integer, got {self.top_k!r}")
+        if self.top_p is not None and (not _real(self.top_p) or not 0 < self.top_p <= 1):
+            raise IgpgError(f"top_p must be in (0, 1], got {self.top_p!r}")
+
+
+def _real(x: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:

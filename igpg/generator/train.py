@@ -28,7 +28,7 @@ from igpg.checkpoint import (
     dataclass_from_dict,
     load_model_state,
     load_training_state,
-    load_yaml_config,
+    read_yaml,
     read_config,
     save_checkpoint,
     truncate_metrics,
@@ -50,12 +50,20 @@ KIND = "igpg-weight-generator"
 DRIFT_LR_SCALE = 10.0
 
 
+# upper bounds of the sizes in a generator config (read from a checkpoint's config.json or a YAML file): far above
+# any model igpg trains, far below what would allocate gigabytes before the weights are even read
+LIMITS = {"dim": 4096, "depth": 64, "heads": 64, "slot_dim": 4096, "max_row_index": 2**20, "max_layers": 1024,
+          "max_chunks_per_row": 2**16, "max_seq_len": 2**16, "class_slots": 2**20, "row_keys": 2**20,
+          "drift_keys": 2**20, "drift_dim": 4096, "feature_pool": 4096, "vocab": 2**16, "codes_per_chunk": 64,
+          "chunk_size": 4096, "k_support": 1000}
+
+
 def config_from_dict(raw: dict) -> GeneratorConfig:
-    return dataclass_from_dict(GeneratorConfig, raw, "generator")
+    return dataclass_from_dict(GeneratorConfig, raw, "generator", LIMITS)
 
 
 def load_generator_config(path: str | Path) -> GeneratorConfig:
-    return load_yaml_config(GeneratorConfig, path, "generator")
+    return config_from_dict(read_yaml(path, "generator"))
 
 
 def select_seeds(rows: list, train_seeds: tuple[int, ...], zoo_dir) -> list:

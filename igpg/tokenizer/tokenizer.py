@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import dataclass_from_dict, load_model_state, read_config
+from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.generic import (
@@ -69,8 +69,13 @@ def _window_inputs(layout: ChunkLayout, w: slice) -> tuple[torch.Tensor, torch.T
     return part.position_features(), part.mask()
 
 
+# upper bounds of the sizes in a tokenizer config (see generator/train.py LIMITS)
+LIMITS = {"chunk_size": 4096, "codebook_size": 2**16, "num_quantizers": 64, "latent_dim": 4096, "hidden": 16384,
+          "num_position_features": 4096}
+
+
 def config_from_dict(raw: dict) -> TokenizerConfig:
-    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer")
+    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer", LIMITS)
 
 
 class WeightTokenizer:
@@ -84,6 +89,7 @@ class WeightTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> "WeightTokenizer":
         cfg = config_from_dict(read_config(path, KIND))
+        check_model_size(path, lambda: cls(cfg).model)  # before allocating what the config says
         tok = cls(cfg)
         load_model_state(path, tok.model)
         tok.model.eval()

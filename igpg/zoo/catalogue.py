@@ -177,16 +177,19 @@ def exclusive_lock(root: Path, what: str = "zoo build") -> Iterator[None]:
     path = root / ".lock"
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:
-        raise IgpgError(f"cannot write to {root}: permission denied") from None
+    except OSError as e:  # permissions, a read-only mount, a full disk
+        raise IgpgError(f"cannot write to {root}: {e.strerror or e}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             raise IgpgError(f"another {what} is running on {root} (pid {holder}); wait for it or use another --out") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+        except OSError as e:  # a full disk: the lock is held, only the holder's pid is not recorded
+            raise IgpgError(f"cannot write {path}: {e.strerror or e}") from None
         yield
     finally:
         os.close(fd)
