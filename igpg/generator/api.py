@@ -353,10 +353,17 @@ class ParameterGenerator:
                         min_accuracy=min_accuracy, splits=splits, data_root=None if data_root is None else str(data_root))
 
     def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
-                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0) -> nn.Module:
+                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0,
+                             data_root: str | Path | None = None) -> nn.Module:
         """The better of the generated candidates and the retrieved zoo networks of exactly this architecture and
         these labels, judged on the support samples; `net.igpg_metadata["igpg.source"]` says which it is
         ("generated" or "retrieved:<net_id>"). Ties go to the generated network."""
+        with using_data_root(data_root):
+            return self._generate_or_retrieve(instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
+                                              temperature)
+
+    def _generate_or_retrieve(self, instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
+                              temperature) -> nn.Module:
         from igpg.retrieval import retrieve
 
         req = self.check_request(instruction, dataset, classes, arch, seed)
