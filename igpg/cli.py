@@ -313,7 +313,7 @@ def generate_cmd(
 
 
 @app.command("info")
-def info_cmd(model: ModelOpt = None) -> None:
+def info_cmd(model: ModelOpt = None, tokenizer: TokenizerOpt = None) -> None:
     """What a generator covers: the families, widths, depths, activations and datasets it trained on.
 
     Requests outside that range still get a network (its base carried over from the nearest trained architecture);
@@ -322,7 +322,7 @@ def info_cmd(model: ModelOpt = None) -> None:
     from igpg.coverage import describe
     from igpg.generator import ParameterGenerator
 
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device="cpu")
     out.print(f"generator {gen.name}: {sum(p.numel() for p in gen.model.parameters()):,} parameters, tokenizer "
               f"{gen.cfg.tokenizer} ({gen.cfg.codes_per_chunk} codes per chunk of {gen.cfg.chunk_size} weights)")
     lines = describe(gen.trained_on())
@@ -346,6 +346,7 @@ def eval_generator_cmd(
         help="Only these categories (repeatable): seen tasks, held-out seeds, held-out phrasings, held-out tasks, "
         "held-out architectures, or 'held-out dataset:NAME' for a generator trained with exclude_datasets: [NAME]."
     )] = None,
+    tokenizer: TokenizerOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Generated vs trained accuracy per held-out split, over 3 sampling seeds, beside random and retrieval.
@@ -358,7 +359,7 @@ def eval_generator_cmd(
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
-    gen = ParameterGenerator.from_pretrained(model, device=device)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     for c in category or []:
         category_query(c, gen)  # unknown categories, and a dataset the generator was trained on, are refused
     with _Bars() as bars:
@@ -376,6 +377,7 @@ def eval_all_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="Test size: tiny limits (about a minute on the tiny zoo).")] = False,
     skip: Annotated[Optional[list[str]], typer.Option(help="Leave out a piece: tokenizer, generator, fewshot, "
                                                       "finetune, speed, plots (repeatable).")] = None,
+    tokenizer: TokenizerOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
     """Tokenizer fidelity, generator quality, few-shot, fine-tuning curves, speed and plots, in one run.
@@ -386,7 +388,8 @@ def eval_all_cmd(
 
     with _Bars() as bars:
         summary = run_all(zoo, results, model=model, quick=quick, skip=tuple(skip or ()), progress=bars,
-                          log=lambda msg: console.print(msg, markup=False, highlight=False), device=device)
+                          log=lambda msg: console.print(msg, markup=False, highlight=False), device=device,
+                          tokenizer=tokenizer)
     out.print(f"eval all: {summary['seconds']['total']:.0f} s; results in {results}")
 
 

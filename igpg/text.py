@@ -45,8 +45,8 @@ def embed_texts(texts: list[str], batch_size: int = 64, device: str | torch.devi
     texts = [check_instruction(t) for t in texts]
     missing = sorted({t for t in texts if t not in _cache})
     if missing:
-        vecs = _model(torch.device(device).type).encode(missing, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
+        vecs = _model(str(torch.device(device))).encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                                        convert_to_numpy=True, show_progress_bar=False)
         _cache.update(zip(missing, vecs.astype(np.float32)))
     if not texts:
         return torch.zeros(0, TEXT_DIM)
