@@ -122,6 +122,8 @@ def check_files_parse(root: Path) -> list[Path]:
                     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok", path
                 finally:
                     con.close()
+            elif Path(dirpath).name == "tensorboard":  # event files (optional extra): appended record by record
+                assert name.startswith("events.out.tfevents."), f"unexpected file {path}"
             else:
                 assert name in (".lock", "catalogue.sqlite-wal", "catalogue.sqlite-shm"), f"unexpected file {path}"
     return temps
