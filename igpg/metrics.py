@@ -28,8 +28,8 @@ class MetricsLog:
         if tensorboard_available():
             from torch.utils.tensorboard import SummaryWriter
 
-            # a resumed run: events after its checkpoint (written before a kill) are dropped, as metrics.jsonl's are
-            self.writer = SummaryWriter(str(Path(out) / TENSORBOARD_DIR), purge_step=step + 1 if step else None)
+            # events after the step the run starts from (written before a kill) are dropped, as metrics.jsonl's are
+            self.writer = SummaryWriter(str(Path(out) / TENSORBOARD_DIR), purge_step=step + 1)
 
     def write(self, rec: dict) -> None:
         with open(self.path, "a") as f:
