@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: these wheels are on this machine's disk (DESIGN.md, facts of this machine)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,eval,retrieval,ray]'
+	$(PY) -m pip install -q -e '.[dev,eval,retrieval,ray,tensorboard]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -156,6 +156,19 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
     shutil.rmtree(old, ignore_errors=True)
 
 
+def save_model(path: str | Path, kind: str, config: Any, state: dict[str, torch.Tensor],
+               metadata: dict | None = None) -> None:
+    """Write a model directory for use, not for resuming: config.json + model.safetensors (each file atomically),
+    no training state; other files already in `path` (a card, a tokenizer/ folder) are left as they are."""
+    from igpg.io import atomic_write_text
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    save_weights(path / MODEL, state, {"igpg.kind": kind, **(metadata or {})})
+    atomic_write_text(path / CONFIG, json.dumps({"kind": kind, "config": cfg}, indent=1))
+
+
 def _is_atomic_temp(name: str) -> bool:
     """A temporary file of `igpg.io.atomic_path` (".NAME.<random>.tmp"), left by a process killed mid-write."""
     return name.startswith(".") and name.endswith(".tmp")

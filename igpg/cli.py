@@ -15,7 +15,16 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from igpg.errors import IgpgError
 
@@ -53,23 +62,51 @@ ModelOpt = Annotated[Optional[Path], typer.Option(help="Generator directory (def
 MaxParamsOpt = Annotated[str, typer.Option(help="Refuse a network with more parameters than this (e.g. 2M).")]
 MaxMemoryOpt = Annotated[str, typer.Option(help="Refuse a request whose decoding is estimated to need more memory "
                                            "than this (e.g. 2GiB); batches are split to fit.")]
+TokenizerOpt = Annotated[Optional[Path], typer.Option(
+    "--tokenizer", help="Tokenizer directory, for a generator directory that holds none (default: MODEL/tokenizer).")]
+DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (cuda, else mps, else cpu), cpu, cuda, "
+                                        "cuda:N or mps.")]
+DataRootOpt = Annotated[Optional[Path], typer.Option(
+    help="Local folder of a torchvision:<Name> dataset (never downloaded).")]
+
+
+def _root(data_root: Path | None) -> str | None:
+    return None if data_root is None else str(data_root)
+
+
+class _Rate(ProgressColumn):
+    """Steps (or items) per second, once rich has measured it."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed:.2f}/s" if task.speed else "", style="progress.data.speed")
 
 
 class _Bars:
-    """Rich progress bars that appear at the first update, so an early error prints nothing else."""
+    """Rich progress bars that appear at the first update, so an early error prints nothing else; nothing at all
+    when stderr is not a terminal (logs and pipes get the results, not bar frames). Keyword fields of an update
+    (loss=...) are shown beside its bar."""
 
-    def __init__(self) -> None:
+    def __init__(self, out_console: Console | None = None) -> None:
+        self.console = out_console or console
         self.bar: Progress | None = None
         self.ids: dict[str, int] = {}
+        self.done: dict[str, int] = {}
 
-    def __call__(self, phase: str, done: int, total: int) -> None:
+    def __call__(self, phase: str, done: int, total: int, **fields) -> None:
+        if not self.console.is_terminal:
+            return
         if self.bar is None:
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(),
+                                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+                                console=self.console)
             self.bar.start()
         if phase not in self.ids:
-            self.ids[phase] = self.bar.add_task(phase, total=total)
-        self.bar.update(self.ids[phase], completed=done, total=total)
+            self.ids[phase] = self.bar.add_task(phase, total=total, info="")
+        elif done < self.done[phase]:  # a phase that starts over (the rows of the next decoding pass)
+            self.bar.reset(self.ids[phase], total=total)
+        self.done[phase] = done
+        info = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+        self.bar.update(self.ids[phase], completed=done, total=total, **({"info": info} if fields else {}))
 
     def __enter__(self) -> "_Bars":
         return self
@@ -82,7 +119,7 @@ class _Bars:
 @data_app.command("info")
 def data_info(
     name: Annotated[str, typer.Argument(help="digits, mnist, mnist1d or torchvision:<Name>.")],
-    data_root: Annotated[Optional[Path], typer.Option(help="Local folder of a torchvision dataset (never downloaded).")] = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """Load a dataset (offline) and print its shape, classes and split sizes.
 
@@ -160,6 +197,7 @@ def train_tokenizer_cmd(
     config: Annotated[Path, typer.Option("--config", "-c", help="Tokenizer config YAML.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory; an existing one resumes.")],
     codes: Annotated[bool, typer.Option(help="Then extract every zoo network's codes to OUT/codes.")] = True,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Train a VQ-VAE weight tokenizer on the zoo's training networks (resumable), then extract codes.
 
@@ -173,8 +211,8 @@ def train_tokenizer_cmd(
 
     cfg = load_tokenizer_config(config)
     Catalogue(zoo).close()  # a missing zoo is reported before anything is written
-    with distributed.session() as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes and reports
-        tok = train_tokenizer(zoo, cfg, out_dir, progress=bars if ctx.is_main else None)
+    with distributed.session(device) as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes, reports
+        tok = train_tokenizer(zoo, cfg, out_dir, progress=bars if ctx.is_main else None, device=device)
         if not ctx.is_main:
             return
         if codes:
@@ -212,9 +250,11 @@ def train_generator_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its training split is used).")],
     tokenizer: Annotated[Path, typer.Option("--tokenizer", help="Tokenizer directory with extracted codes (codes/).")],
     config: Annotated[Path, typer.Option("--config", "-c", help="Generator config YAML.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory; an existing one resumes.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Generator directory; an existing one resumes.")],
+    device: DeviceOpt = "auto",
 ) -> None:
-    """Train the conditional generator on the zoo's training networks (resumable).
+    """Train the conditional generator on the zoo's training networks (resumable). OUT holds everything
+    `igpg generate --model OUT` needs (the tokenizer is copied into OUT/tokenizer).
 
     Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
     """
@@ -224,8 +264,8 @@ def train_generator_cmd(
 
     cfg = load_generator_config(config)
     Catalogue(zoo).close()
-    with distributed.session() as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes and reports
-        train_generator(zoo, tokenizer, cfg, out_dir, progress=bars if ctx.is_main else None)
+    with distributed.session(device) as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes, reports
+        train_generator(zoo, tokenizer, cfg, out_dir, progress=bars if ctx.is_main else None, device=device)
     if ctx.is_main:
         out.print(f"generator in {out_dir}")
 
@@ -247,6 +287,9 @@ def generate_cmd(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
+    tokenizer: TokenizerOpt = None,
+    device: DeviceOpt = "auto",
+    data_root: DataRootOpt = None,
 ) -> None:
     """Generate a network for a task and write it as safetensors with its metadata; print its test accuracy.
 
@@ -268,16 +311,17 @@ def generate_cmd(
     SamplingConfig(temperature, None, None, guidance)  # nonsense (nan, inf, < 0) is refused before anything loads
     budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
     check_writable(out_file.parent)
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     gen.budget = budget
-    req = gen.check_request(instruction, dataset, classes, arch, seed)  # bad input is refused before any note or work
+    req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
     note = gen.coverage_note(arch, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
-    net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
-                       k=k, temperature=temperature, guidance=guidance)
-    acc = evaluate(net, dataset, classes, split="test")  # the same string the task was parsed from
+    with _Bars() as bars:
+        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
+                           k=k, temperature=temperature, guidance=guidance, data_root=data_root, progress=bars)
+    acc = evaluate(net, dataset, classes, split="test", data_root=data_root)  # the string the task was parsed from
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
         remove_stale_temps(out_file)  # what a generate killed mid-save left
         if (out_file.exists() or out_file.is_symlink()) and not overwrite:
@@ -288,7 +332,7 @@ def generate_cmd(
 
 
 @app.command("info")
-def info_cmd(model: ModelOpt = None) -> None:
+def info_cmd(model: ModelOpt = None, tokenizer: TokenizerOpt = None) -> None:
     """What a generator covers: the families, widths, depths, activations and datasets it trained on.
 
     Requests outside that range still get a network (its base carried over from the nearest trained architecture);
@@ -297,7 +341,7 @@ def info_cmd(model: ModelOpt = None) -> None:
     from igpg.coverage import describe
     from igpg.generator import ParameterGenerator
 
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device="cpu")
     out.print(f"generator {gen.name}: {sum(p.numel() for p in gen.model.parameters()):,} parameters, tokenizer "
               f"{gen.cfg.tokenizer} ({gen.cfg.codes_per_chunk} codes per chunk of {gen.cfg.chunk_size} weights)")
     lines = describe(gen.trained_on())
@@ -321,6 +365,8 @@ def eval_generator_cmd(
         help="Only these categories (repeatable): seen tasks, held-out seeds, held-out phrasings, held-out tasks, "
         "held-out architectures, or 'held-out dataset:NAME' for a generator trained with exclude_datasets: [NAME]."
     )] = None,
+    tokenizer: TokenizerOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Generated vs trained accuracy per held-out split, over 3 sampling seeds, beside random and retrieval.
 
@@ -332,7 +378,7 @@ def eval_generator_cmd(
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     for c in category or []:
         category_query(c, gen)  # unknown categories, and a dataset the generator was trained on, are refused
     with _Bars() as bars:
@@ -350,6 +396,8 @@ def eval_all_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="Test size: tiny limits (about a minute on the tiny zoo).")] = False,
     skip: Annotated[Optional[list[str]], typer.Option(help="Leave out a piece: tokenizer, generator, fewshot, "
                                                       "finetune, speed, plots (repeatable).")] = None,
+    tokenizer: TokenizerOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Tokenizer fidelity, generator quality, few-shot, fine-tuning curves, speed and plots, in one run.
 
@@ -359,7 +407,8 @@ def eval_all_cmd(
 
     with _Bars() as bars:
         summary = run_all(zoo, results, model=model, quick=quick, skip=tuple(skip or ()), progress=bars,
-                          log=lambda msg: console.print(msg, markup=False, highlight=False))
+                          log=lambda msg: console.print(msg, markup=False, highlight=False), device=device,
+                          tokenizer=tokenizer)
     out.print(f"eval all: {summary['seconds']['total']:.0f} s; results in {results}")
 
 
@@ -373,25 +422,31 @@ def export_cmd(
                                         "does not list (by default such a request fails and the file stays).")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
+    samples: Annotated[int, typer.Option(help="Decode K networks per request (1 greedy + K-1 sampled), keep the best "
+                                       "on its support samples; 1 = greedy only.")] = 8,
+    tokenizer: TokenizerOpt = None,
+    device: DeviceOpt = "auto",
+    data_root: DataRootOpt = None,
 ) -> None:
     """Generate many networks in batches; re-running resumes (finished names are skipped, damaged files redone).
 
-    Example: igpg export requests.jsonl --out exported/ --batch-size 16
+    Example: igpg export requests.jsonl --out exported/ --batch-size 16 --samples 8
     """
-    from igpg.export import export_networks, producer_from_generator
     from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
 
     if batch_size < 1:
         raise IgpgError(f"--batch-size must be at least 1, got {batch_size}")
+    if not 1 <= samples <= 256:
+        raise IgpgError(f"--samples must be in 1..256, got {samples}")
     if not requests.is_file():
         raise IgpgError(f"requests file {requests} not found")
     budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     gen.budget = budget
     with _Bars() as bars:
-        report = export_networks(requests, out_dir, producer_from_generator(gen), batch_size=batch_size,
-                                 generator_name=gen.name, progress=lambda d, t: bars("export", d, t), force=force)
+        report = gen.export(requests, out_dir, batch_size=batch_size, samples=samples, data_root=data_root,
+                            progress=lambda d, t: bars("export", d, t), force=force)
     for e in report.failed:
         console.print(f"error: {e}", markup=False, highlight=False)
     out.print(report.summary())
@@ -408,6 +463,7 @@ def retrieve_cmd(
     top_k: Annotated[int, typer.Option(help="How many hits.")] = 5,
     zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
     min_accuracy: Annotated[Optional[float], typer.Option(help="Only networks with at least this test accuracy.")] = None,
+    data_root: DataRootOpt = None,
 ) -> None:
     """The nearest zoo networks for a task: exact architecture first, then the same family's nearest shape.
 
@@ -418,7 +474,8 @@ def retrieve_cmd(
 
     if top_k < 1:
         raise IgpgError(f"--top-k must be at least 1, got {top_k}")
-    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k, min_accuracy=min_accuracy)
+    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k, min_accuracy=min_accuracy,
+                    data_root=_root(data_root))
     for i, h in enumerate(hits, 1):
         out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
 

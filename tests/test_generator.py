@@ -403,12 +403,9 @@ def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny
 
 def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decoding(tiny_zoo, tiny_pipeline, tmp_path,
                                                                                     cli):
-    import shutil
-
     d, gcfg = tiny_pipeline
     cfg = dataclasses.replace(gcfg, base_rows=True, steps=2)
-    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
-    shutil.copytree(d / "gen" / "tokenizer", tmp_path / "g" / "tokenizer")
+    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")  # copies the tokenizer into g/tokenizer
     res = cli("info", "--model", tmp_path / "g")
     assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
     ask = lambda arch: cli("generate", "Classify 3, 5 and 8", "--dataset", "digits", "--classes", "3,5,8",  # noqa: E731

@@ -1,6 +1,6 @@
 """Data: the offline dataset registry, tasks (dataset + ordered output labels + instruction), support files."""
 
-from igpg.data.datasets import DATASETS, Dataset, Split, list_datasets, load_dataset, num_classes_of
+from igpg.data.datasets import DATASETS, Dataset, Split, list_datasets, load_dataset, num_classes_of, using_data_root
 from igpg.data.support import Support, load_support
 from igpg.data.tasks import (
     Label,
@@ -30,4 +30,5 @@ __all__ = [
     "named_groupings",
     "num_classes_of",
     "sample_tasks",
+    "using_data_root",
 ]

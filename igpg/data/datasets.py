@@ -45,6 +45,8 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import gzip
 import hashlib
@@ -55,6 +57,7 @@ import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -172,11 +175,31 @@ def num_classes_of(name: str) -> int:
     raise _unknown_dataset(name)
 
 
+_DATA_ROOT: contextvars.ContextVar[str | None] = contextvars.ContextVar("igpg_data_root", default=None)
+
+
+@contextlib.contextmanager
+def using_data_root(data_root: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, `load_dataset(name)` without a root reads from `data_root` (None: no change): the API's
+    `data_root=` (the CLI's --data-root) reaches every function that loads the request's dataset (support samples,
+    input shapes, bases, evaluation) without being passed through each."""
+    if data_root is None:
+        yield
+        return
+    token = _DATA_ROOT.set(str(data_root))
+    try:
+        yield
+    finally:
+        _DATA_ROOT.reset(token)
+
+
 def load_dataset(name: str, data_root: str | None = None) -> Dataset:
-    """Load a dataset by registry name; `data_root` is used only by `torchvision:<Name>` (which needs it) and by
-    `fashion8` (default: the Debian package's folder)."""
+    """Load a dataset by registry name; `data_root` (default: the one `using_data_root` set, if any) is used only by
+    `torchvision:<Name>` (which needs it) and by `fashion8` (default: the Debian package's folder)."""
     if not isinstance(name, str):
         raise IgpgError(f"dataset name must be a string, got {type(name).__name__}")
+    if data_root is None:
+        data_root = _DATA_ROOT.get()
     if name.startswith("torchvision:"):
         if data_root is None:
             raise IgpgError(f"dataset {name!r} needs a local data folder; pass --data-root DIR (igpg never downloads)")

@@ -1,8 +1,17 @@
 """`ParameterGenerator`: the user-facing generator (tokenizer + decoder), offline.
 
-    gen = igpg.ParameterGenerator.from_pretrained()          # the released default
+    gen = igpg.ParameterGenerator.from_pretrained()          # the released default (shipped inside the package)
     net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8],
                        arch="mlp:64-32-3", samples=1, seed=0)
+    gen.save_pretrained("my-gen")                             # a folder that holds everything it needs
+    gen = igpg.ParameterGenerator.from_pretrained("my-gen", device="cuda")
+
+A generator directory (what `igpg train generator` writes and `save_pretrained` writes):
+
+    DIR/config.json, DIR/model.safetensors   the decoder
+    DIR/tokenizer/                           the weight tokenizer it was trained with (config.json, model.safetensors)
+    DIR/generic/                             the generic networks its requests start from (base_rows models)
+    DIR/CARD.md                              what it is and how it measures (released models)
 
 A base_rows generator (the released default) starts every request from the generic network of its hidden layers
 and dataset, shipped in the model directory's generic/ (generator/base.py); `net.igpg_base` says whether one was
@@ -16,7 +25,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -24,7 +33,9 @@ from torch import nn
 from igpg.arch import ArchSpec
 from igpg.checkpoint import check_model_size, load_model_state, read_config
 from igpg.coverage import KIND_TEXT, arch_kind
-from igpg.data import Task, load_dataset
+from igpg.checkpoint import save_model
+from igpg.data import Task, load_dataset, using_data_root
+from igpg.device import resolve_device
 from igpg.errors import IgpgError
 from igpg.evaluate import accuracy
 from igpg.export import MAX_SEED
@@ -35,15 +46,14 @@ from igpg.generator.features import feature_slots, prototypes
 from igpg.generator.model import WeightGenerator
 from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig, sample_codes
-from igpg.generator.train import KIND, config_from_dict
+from igpg.generator.train import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.text import check_instruction, embed_texts
 from igpg.tokenizer.chunking import _chunks_per_row
 from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = REPO_ROOT / "igpg" / "pretrained" / "default"
-TOKENIZERS = REPO_ROOT / "tokenizers"
-DEFAULT_ZOO = REPO_ROOT / "zoos" / "default"  # where `train/default.sh` builds the default zoo
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "default"  # package data: in the wheel too
+CARD = "CARD.md"
+DEFAULT_ZOO = Path("zoos") / "default"  # relative to the working directory: where `train/default.sh` builds it
 
 
 @dataclass(frozen=True)
@@ -62,11 +72,17 @@ class Candidate:
     source: str = "generated"  # or the base's origin: "mlp:64-32-10 carried over (widen layer 0 32->48)"
 
 
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
 class ParameterGenerator:
     def __init__(self, model: WeightGenerator, tokenizer: WeightTokenizer, name: str = "generator",
-                 bank: GenericBank | None = None):
+                 bank: GenericBank | None = None, device: str | torch.device = "cpu"):
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.cfg = model.cfg
+        self.device = torch.device("cpu")
+        self.to(device)  # the decoder runs there; the tokenizer and the returned networks stay on the CPU
+        self.card: str | None = None  # the model card (CARD.md) it was loaded with, carried by save_pretrained
         # base_rows models: the generic networks whose rows a request starts from (none: decode without a base)
         self.bank = bank if bank is not None else GenericBank()
         self.use_base = True  # False: a base_rows model decodes every request without a base (as for unseen archs)
@@ -77,29 +93,56 @@ class ParameterGenerator:
 
     # ---- loading -------------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, tokenizer: str | Path | None = None) -> "ParameterGenerator":
-        """Load a generator checkpoint directory (default: the released model shipped with igpg).
+    def from_pretrained(cls, path: str | Path | None = None, tokenizer: str | Path | None = None,
+                        device: str | torch.device = "auto") -> "ParameterGenerator":
+        """Load a generator directory (default: the released model shipped inside the igpg package) onto `device`
+        (auto: cuda, else mps, else cpu).
 
-        The tokenizer is `tokenizer` if given, else `path/tokenizer/` if present, else `tokenizers/<name>` of the
-        repository, where <name> is the tokenizer the generator was trained with."""
+        The tokenizer is the directory's own copy (`path/tokenizer/`, which `igpg train generator` and
+        `save_pretrained` write), or `tokenizer` if given (for a directory that lacks one)."""
         path = Path(path) if path is not None else DEFAULT_MODEL
         cfg = config_from_dict(read_config(path, KIND))
         check_model_size(path, lambda: WeightGenerator(cfg))  # before allocating what the config says
+        device = resolve_device(device)  # an absent device is refused before the weights are read
         model = WeightGenerator(cfg)
         load_model_state(path, model)
-        if tokenizer is None and not (path / "tokenizer").is_dir():
-            name = cfg.tokenizer  # a name under tokenizers/, never a path (a config must not point outside)
-            if not name or name.startswith(".") or not all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in name):
-                raise IgpgError(f"checkpoint {path}: tokenizer {name[:60]!r} is not a tokenizer name (letters, digits, "
-                                f"'.', '_', '-'); put the tokenizer in {path}/tokenizer or pass it explicitly")
         if tokenizer is None:
-            tokenizer = path / "tokenizer" if (path / "tokenizer").is_dir() else TOKENIZERS / cfg.tokenizer
+            tokenizer = path / TOKENIZER_DIR
+            if not tokenizer.is_dir():
+                raise IgpgError(f"generator {path} holds no tokenizer ({TOKENIZER_DIR}/ is missing); pass the one it "
+                                f"was trained with (--tokenizer DIR), or re-save it with save_pretrained")
         tok = WeightTokenizer.load(tokenizer)
         if (tok.cfg.vocab_size, tok.cfg.codes_per_chunk, tok.cfg.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
             raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk or chunk size)")
         digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:12]
         bank = GenericBank.load(path / GENERIC_DIR) if cfg.base_rows else None
-        return cls(model, tok, f"{path.name}@{digest}", bank)
+        gen = cls(model, tok, f"{path.name}@{digest}", bank, device)
+        gen.card = (path / CARD).read_text() if (path / CARD).is_file() else None
+        return gen
+
+    def save_pretrained(self, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write a generator directory that `from_pretrained(path)` loads on any machine, alone: config, weights
+        (in `dtype` if given: torch.float16 halves the file, loaded back into float32 parameters), its tokenizer,
+        its generic networks, and its card. Other files already in `path` are left alone."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise IgpgError(f"{path} is a file, not a directory")
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        if dtype is not None:
+            state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+        save_model(path, KIND, self.cfg, state)
+        self.tokenizer.save(path / TOKENIZER_DIR)
+        if self.cfg.base_rows:
+            self.bank.save(path / GENERIC_DIR)
+        if self.card is not None and not (path / CARD).exists():
+            (path / CARD).write_text(self.card)
+        return path
+
+    def to(self, device: str | torch.device) -> "ParameterGenerator":
+        """Run the decoder on `device` (auto | cpu | cuda | mps | cuda:N)."""
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        return self
 
     def base_of(self, task: Task, arch: str, support_x: torch.Tensor | None = None):
         """The request's base rows (a base_rows model with a generic network it can be carried from; a lossy
@@ -136,11 +179,13 @@ class ParameterGenerator:
                 "What it trained on: `igpg info`.")
 
     # ---- validation ----------------------------------------------------------------------------------------
-    def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0) -> Request:
+    def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0,
+                      data_root: str | Path | None = None) -> Request:
+        """The request, checked (one-line `IgpgError`s); `data_root`: where a torchvision:<Name> dataset's files are."""
         instruction = check_instruction(instruction)
         task = Task.from_classes(dataset, classes, instruction)
         spec = ArchSpec.parse(arch)
-        ds = load_dataset(dataset)
+        ds = load_dataset(dataset, None if data_root is None else str(data_root))
         spec.check_compatible(ds.input_shape, task.num_labels)
         cfg = self.cfg
         if spec.family not in cfg.families:
@@ -162,8 +207,10 @@ class ParameterGenerator:
         return Request(instruction, task, spec, seed)
 
     # ---- generation ----------------------------------------------------------------------------------------
-    def _decode(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int]) -> list[Candidate]:
-        """One batch of requests of the same architecture -> networks, scored on their support samples."""
+    def _decode(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int],
+                rows: Callable[[int, int], None] | None = None) -> list[Candidate]:
+        """One batch of requests of the same architecture -> networks, scored on their support samples.
+        `rows(done, total)` is called after each decoded row."""
         arch = str(requests[0].spec)
         profiles, support = [], []
         for r, s in zip(requests, seeds):
@@ -171,18 +218,18 @@ class ParameterGenerator:
             support.append((x, y))
             profiles.append(sample_profile(x, load_dataset(r.task.dataset).input_shape)
                             .view(r.task.num_labels, k, -1))
-        instr = embed_texts([r.instruction for r in requests])
+        instr = embed_texts([r.instruction for r in requests], device=self.device)
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
         bases = [self.base_of(r.task, arch, x) for r, (x, _) in zip(requests, support)]
         feats = self._head_features(requests, arch, [x for x, _ in support]) if self.cfg.head_features else None
         if books is None:
             codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
-                                       use_cache=self.use_cache, bases=bases, head_features=feats)
+                                       use_cache=self.use_cache, bases=bases, head_features=feats, progress=rows)
             states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
         else:
             codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
                                             seed=seeds[0], codebooks=books, mean_from=self.mean_from,
-                                            use_cache=self.use_cache, bases=bases, head_features=feats)
+                                            use_cache=self.use_cache, bases=bases, head_features=feats, progress=rows)
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
@@ -191,12 +238,13 @@ class ParameterGenerator:
             out.append(Candidate(net, accuracy(net, x, y), s))
         return out
 
-    def _decode_fitting(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int]) -> list[Candidate]:
+    def _decode_fitting(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int],
+                        rows: Callable[[int, int], None] | None = None) -> list[Candidate]:
         """`_decode` in as many calls as the memory budget needs (requests of one architecture)."""
         n = self.budget.batch_size(requests[0].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, sc.guidance != 1.0)
         out: list[Candidate] = []
         for i in range(0, len(requests), n):
-            out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n])
+            out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
         return out
 
     def _head_features(self, requests: list[Request], arch: str, support_x: list[torch.Tensor]):
@@ -216,36 +264,62 @@ class ParameterGenerator:
 
     def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
                  k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                 guidance: float = 1.0, base_candidate: bool = True) -> nn.Module:
+                 guidance: float = 1.0, base_candidate: bool = True, data_root: str | Path | None = None,
+                 progress: Progress | None = None) -> nn.Module:
         """A network for the task, ready to use. With samples=K, one network is decoded at `temperature` (0 =
         greedy) and K-1 more are sampled (at `temperature`, or 0.5 if it is 0); the one scoring best on the support
         samples is returned (the first on ties). With `base_candidate` (a base_rows model), the request's base itself
         (float weights, see `base_candidate`) competes too and wins ties: the decoder must do better on the support
-        samples than the network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked)."""
-        req = self.check_request(instruction, dataset, classes, arch, seed)
+        samples than the network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked).
+        `data_root`: the folder of a torchvision:<Name> dataset. `progress(phase, done, total)` is called with
+        phase "candidates" after each decoding pass and "rows" after each decoded row."""
+        with using_data_root(data_root):
+            req = self.check_request(instruction, dataset, classes, arch, seed)
+            sc = SamplingConfig(temperature, top_k, top_p, guidance)
+            return self._best([req], samples, sc, k, base_candidate, progress)[0]
+
+    def _best(self, reqs: list[Request], samples: int, sc: SamplingConfig, k: int | None, base_candidate: bool,
+              progress: Progress | None) -> list[nn.Module]:
+        """Best-of-`samples` for each request (all of one architecture): one pass decodes every request at
+        sc.temperature, a second one samples K-1 more of each; the request's base competes and wins ties."""
         if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
             raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
-        first = SamplingConfig(temperature, top_k, top_p, guidance)  # bad values are refused before decoding
-        rest = SamplingConfig(temperature if temperature > 0 else 0.5, top_k, top_p, guidance)
-        if first.guidance != 1.0:  # guidance decodes every network twice (with and without the conditions)
-            self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
+        if sc.guidance != 1.0:  # guidance decodes every network twice (with and without the conditions)
+            for req in reqs:
+                self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
         k = self.cfg.k_support if k is None else k
-        cands = self._decode([req], first, k, [seed])
+        total = len(reqs) * samples
+        rows = None if progress is None else (lambda done, n: progress("rows", done, n))
+        if progress is not None:
+            progress("candidates", 0, total)
+        cands = [[c] for c in self._decode_fitting(reqs, sc, k, [r.seed for r in reqs], rows)]
+        if progress is not None:
+            progress("candidates", len(reqs), total)
         if samples > 1:  # the other K-1 are sampled (at 0.5 when greedy was asked for the first)
-            cands += self._decode_fitting([req] * (samples - 1), rest, k, [seed + 1] * (samples - 1))
-        decoded = max(cands, key=lambda c: c.support_acc)  # first best on ties
-        best = decoded
-        base = self.base_candidate(req, k) if base_candidate else None
-        if base is not None and base.support_acc >= decoded.support_acc:  # ties go to the base (README: measured)
-            best = base
-        self._annotate(best.net, req, samples)
-        best.net.igpg_support_acc = best.support_acc
-        # the best decoded candidate, whichever was picked (for evaluation); a plain attribute, not a submodule (the
-        # returned network's state_dict stays its own)
-        best.net.__dict__["igpg_decoded"] = decoded.net
-        if best is base:
-            best.net.igpg_metadata["igpg.source"] = f"base:{base.source}"
-        return best.net
+            more = [r for r in reqs for _ in range(samples - 1)]
+            temp = sc.temperature if sc.temperature > 0 else 0.5
+            sampled = self._decode_fitting(more, dataclasses.replace(sc, temperature=temp), k,
+                                           [r.seed + 1 for r in more], rows)
+            for i, group in enumerate(cands):
+                group += sampled[i * (samples - 1):(i + 1) * (samples - 1)]
+            if progress is not None:
+                progress("candidates", total, total)
+        out = []
+        for req, group in zip(reqs, cands):
+            decoded = max(group, key=lambda c: c.support_acc)  # first best on ties
+            best = decoded
+            base = self.base_candidate(req, k) if base_candidate else None
+            if base is not None and base.support_acc >= decoded.support_acc:  # ties go to the base (README: measured)
+                best = base
+            self._annotate(best.net, req, samples)
+            best.net.igpg_support_acc = best.support_acc
+            # the best decoded candidate, whichever was picked (for evaluation); a plain attribute, not a submodule
+            # (the returned network's state_dict stays its own)
+            best.net.__dict__["igpg_decoded"] = decoded.net
+            if best is base:
+                best.net.igpg_metadata["igpg.source"] = f"base:{base.source}"
+            out.append(best.net)
+        return out
 
     def base_candidate(self, req: Request, k: int) -> Candidate | None:
         """The request's base as a network (float weights: the generic network of its architecture with rows
@@ -265,9 +339,11 @@ class ParameterGenerator:
         return Candidate(net, accuracy(net, x, y), req.seed, source)
 
     def generate_batch(self, requests: Iterable[dict], k: int | None = None, temperature: float = 0.0,
-                       guidance: float = 1.0, errors: str = "raise") -> list[nn.Module | Exception]:
+                       guidance: float = 1.0, samples: int = 1, base_candidate: bool = True,
+                       data_root: str | Path | None = None, progress: Progress | None = None,
+                       errors: str = "raise") -> list[nn.Module | Exception]:
         """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture (as
-        many as the memory budget allows at once).
+        many as the memory budget allows at once), each the best of `samples` as in `generate`.
 
         errors="raise": the first bad request raises. errors="return": each request fails alone (bad input, a size
         above the budget, an allocation that failed, anything raised while decoding it): its place in the returned
@@ -275,67 +351,77 @@ class ParameterGenerator:
         if errors not in ("raise", "return"):
             raise IgpgError(f"errors must be 'raise' or 'return', got {errors!r}")
         sc = SamplingConfig(temperature, None, None, guidance)  # bad sampling values fail every request: raise
-        k = self.cfg.k_support if k is None else k
         out: list = []
         reqs: dict[int, Request] = {}
-        for i, r in enumerate(requests):
-            out.append(None)
-            try:
-                if not isinstance(r, Mapping) or any(key not in r for key in ("instruction", "dataset", "classes", "arch")):
-                    raise IgpgError(f"request {i + 1}: expected a dict with instruction, dataset, classes, arch[, seed]")
-                reqs[i] = self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"], r.get("seed", 0))
-                if sc.guidance != 1.0:
-                    self.budget.check(reqs[i].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
-            except Exception as e:
-                if errors == "raise":
-                    raise
-                out[i] = e
-        by_arch: dict[str, list[int]] = {}
-        for i, r in reqs.items():
-            by_arch.setdefault(str(r.spec), []).append(i)
-        for idx in by_arch.values():
-            n = self.budget.batch_size(reqs[idx[0]].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk,
-                                       sc.guidance != 1.0)
-            for part in (idx[j : j + n] for j in range(0, len(idx), n)):
-                for i, c in zip(part, self._decode_isolated([reqs[i] for i in part], sc, k, errors)):
-                    if isinstance(c, Candidate):
-                        self._annotate(c.net, reqs[i], 1)
-                        c.net.igpg_support_acc = c.support_acc
-                        c = c.net
-                    out[i] = c
+        with using_data_root(data_root):
+            for i, r in enumerate(requests):
+                out.append(None)
+                try:
+                    if not isinstance(r, Mapping) or any(key not in r for key in ("instruction", "dataset", "classes",
+                                                                                   "arch")):
+                        raise IgpgError(f"request {i + 1}: expected a dict with instruction, dataset, classes, arch[, seed]")
+                    reqs[i] = self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"],
+                                                 r.get("seed", 0))
+                    if sc.guidance != 1.0:
+                        self.budget.check(reqs[i].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
+                except Exception as e:
+                    if errors == "raise":
+                        raise
+                    out[i] = e
+            by_arch: dict[str, list[int]] = {}
+            for i, r in reqs.items():
+                by_arch.setdefault(str(r.spec), []).append(i)
+            for idx in by_arch.values():
+                best = self._best_isolated([reqs[i] for i in idx], samples, sc, k, base_candidate, progress, errors)
+                for i, net in zip(idx, best):
+                    out[i] = net
         return out
 
-    def _decode_isolated(self, reqs: list[Request], sc: SamplingConfig, k: int, errors: str) -> list:
-        """`_decode` of one batch; if it fails and errors="return", each request alone (its exception in its place)."""
+    def _best_isolated(self, reqs: list[Request], samples: int, sc: SamplingConfig, k: int | None,
+                       base_candidate: bool, progress: Progress | None, errors: str) -> list:
+        """`_best` of one architecture's requests; if it fails and errors="return", each request alone (its
+        exception in its place)."""
         try:
-            return self._decode(reqs, sc, k, [r.seed for r in reqs])
+            return self._best(reqs, samples, sc, k, base_candidate, progress)
         except Exception as e:
             if errors == "raise":
                 raise
             if len(reqs) == 1:
                 return [e]
-        return [x for r in reqs for x in self._decode_isolated([r], sc, k, errors)]
+        return [x for r in reqs for x in self._best_isolated([r], samples, sc, k, base_candidate, progress, errors)]
 
-    def export(self, requests, out_dir, batch_size: int = 16, progress=None, force: bool = False, **sampling):
-        """Export many requests (a JSONL path or dicts) as safetensors + manifest.jsonl; see igpg/export.py."""
+    def export(self, requests, out_dir, batch_size: int = 16, progress=None, force: bool = False,
+               data_root: str | Path | None = None, **sampling):
+        """Export many requests (a JSONL path or dicts) as safetensors + manifest.jsonl; see igpg/export.py.
+        `sampling`: generate_batch's options (samples, temperature, guidance, k)."""
         from igpg.export import export_networks, producer_from_generator
 
-        return export_networks(requests, out_dir, producer_from_generator(self, **sampling), batch_size=batch_size,
-                               generator_name=self.name, progress=progress, force=force)
+        root = None if data_root is None else str(data_root)
+        with using_data_root(root):
+            return export_networks(requests, out_dir, producer_from_generator(self, **sampling),
+                                   batch_size=batch_size, generator_name=self.name, progress=progress, data_root=root,
+                                   force=force)
 
     def retrieve(self, instruction: str, dataset: str, classes, arch, k: int = 5, zoo=None, min_accuracy=None,
-                 splits: str = "all"):
+                 splits: str = "all", data_root: str | Path | None = None):
         """The nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py."""
         from igpg.retrieval import retrieve
 
         return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=k,
-                        min_accuracy=min_accuracy, splits=splits)
+                        min_accuracy=min_accuracy, splits=splits, data_root=None if data_root is None else str(data_root))
 
     def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
-                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0) -> nn.Module:
+                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0,
+                             data_root: str | Path | None = None) -> nn.Module:
         """The better of the generated candidates and the retrieved zoo networks of exactly this architecture and
         these labels, judged on the support samples; `net.igpg_metadata["igpg.source"]` says which it is
         ("generated" or "retrieved:<net_id>"). Ties go to the generated network."""
+        with using_data_root(data_root):
+            return self._generate_or_retrieve(instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
+                                              temperature)
+
+    def _generate_or_retrieve(self, instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
+                              temperature) -> nn.Module:
         from igpg.retrieval import retrieve
 
         req = self.check_request(instruction, dataset, classes, arch, seed)

@@ -15,8 +15,8 @@ from typing import Callable
 
 import torch
 
+from igpg.distributed import to_device
 from igpg.errors import IgpgError
-
 from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.data import condition_batch, head_feature_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
@@ -103,8 +103,10 @@ class _Stepper:
 def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
                  return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
-                 bases: list | None = None, head_features: HeadFeatures | None = None):
-    """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`).
+                 bases: list | None = None, head_features: HeadFeatures | None = None,
+                 progress: Callable[[int, int], None] | None = None):
+    """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`), on the CPU; decoding
+    runs on the model's device. `progress(rows_done, rows)` is called after each decoded row.
 
     `bases`: with a base_rows model, each request's base (`generator.base.encode_base`'s result, or None).
     `head_features`: with a head_features model, called once all hidden rows are decoded, with the codes so far
@@ -119,6 +121,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     codes.
     """
     cfg = model.cfg
+    dev = model.start_row.device
     b = len(tasks)
     guided = sc.guidance != 1.0
     archs = [arch] * b
@@ -127,6 +130,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     if guided:  # the second half is unconditional: no instruction, no labels
         cond = condition_batch(list(tasks) * 2, archs * 2, list(profiles) * 2, torch.cat([instr, instr]), cfg,
                                torch.cat([drop, ~drop]), torch.cat([drop, ~drop]))
+    cond = to_device(cond, dev)
     labels = model.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
     prefix = model.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
     bb = prefix.shape[0]
@@ -135,7 +139,8 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     if cfg.base_rows and cfg.compositional:
         origins = origin_batch(list(bases or [None] * b) * (2 if guided else 1), archs * (2 if guided else 1), cfg,
                                len(lay))
-    rows, _, head = row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1), origins)
+    rows, _, head = to_device(row_batch(archs * (2 if guided else 1), cfg, list(tasks) * (2 if guided else 1),
+                                        origins), dev)
     pos = model.row_position(rows)  # (bb, R, D)
     head_lab = torch.gather(labels, 1, head.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
     pos = pos + head_lab * (head >= 0)[..., None]
@@ -143,12 +148,14 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     if cfg.base_rows:
         base, base_side = base_batch(list(bases or [None] * b) * (2 if guided else 1), archs * (2 if guided else 1),
                                      cfg, len(lay), lay.max_chunks)
+        base, base_side = base.to(dev), base_side.to(dev)
         pos = pos + model.base_input(base, base_side)
     q_levels = cfg.codes_per_chunk
-    out = torch.zeros(b, int(lay.chunks.sum()), q_levels, dtype=torch.int64)  # zeros: decodable before it is full
-    side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64)
-    latents = None if codebooks is None else torch.zeros(b, out.shape[1], codebooks.shape[-1])
-    gen = torch.Generator().manual_seed(seed)
+    out = torch.zeros(b, int(lay.chunks.sum()), q_levels, dtype=torch.int64, device=dev)  # zeros: decodable early
+    side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64, device=dev)
+    codebooks = None if codebooks is None else codebooks.to(dev)
+    latents = None if codebooks is None else torch.zeros(b, out.shape[1], codebooks.shape[-1], device=dev)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     stepper = _Stepper(model, prefix, use_cache)
     row_in = pos[:, 0] + model.start_row
     logits_trace = []
@@ -165,11 +172,11 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
             if guided:
                 feats = feats.repeat(2, 1, 1, 1)
         n = int(lay.chunks[r])
-        j = torch.arange(n)
+        j = torch.arange(n, device=dev)
         hj = h[:, None].expand(-1, n, -1).reshape(bb * n, -1)
         jj = j.repeat(bb)
-        lower = torch.zeros(bb * n, cfg.slot_dim)
-        codes = torch.empty(b, n, q_levels, dtype=torch.int64)
+        lower = torch.zeros(bb * n, cfg.slot_dim, device=dev)
+        codes = torch.empty(b, n, q_levels, dtype=torch.int64, device=dev)
         for q in range(q_levels):
             base_q = None if base is None else base[:, r, :n, q].reshape(-1)
             feat = None if feats is None else feats[:, r, :n].reshape(bb * n, -1)
@@ -192,10 +199,13 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         if r + 1 < len(lay):
             both = codes.repeat(2, 1, 1) if guided else codes
             row_in = pos[:, r + 1] + model.context(both)
+        if progress is not None:
+            progress(r + 1, len(lay))
+    out, side = out.cpu(), side.cpu()
     if model.side_head is None:
         side = side[:, :0]
     if latents is not None:
-        return out, side, latents
+        return out, side, latents.cpu()
     return (out, side, logits_trace) if return_logits else (out, side)
 
 
@@ -203,7 +213,8 @@ def _head_features(fn: HeadFeatures | None, codes: torch.Tensor, side: torch.Ten
                    rmax: int, jmax: int) -> torch.Tensor:
     if fn is None:
         raise ValueError("a head_features model needs the head_features callback")  # a programming error
-    return head_feature_batch(fn(codes, side), [arch] * b, cfg, rmax, jmax)
+    dev = codes.device  # the callback decodes with the tokenizer, on the CPU
+    return head_feature_batch(fn(codes.cpu(), side.cpu()), [arch] * b, cfg, rmax, jmax).to(dev)
 
 
 def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr, codes: torch.Tensor,

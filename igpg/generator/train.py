@@ -5,9 +5,14 @@
 Held-out tasks, architectures and seeds never enter training: examples are the zoo rows whose task, architecture
 and seed splits are all "train", and only the training phrasings of each task are used.
 
-Under torchrun (`torchrun --nproc-per-node N -m igpg.cli train generator ...`) the N processes train one model with
-DistributedDataParallel, each on its share of every global batch; rank 0 writes checkpoints and metrics (see
-`igpg/distributed.py`). Without torchrun, nothing changes.
+The output directory is a generator directory `ParameterGenerator.from_pretrained` loads as is: the checkpoint,
+a copy of the tokenizer (OUT/tokenizer/) and the generic networks (OUT/generic/, base_rows models), beside
+metrics.jsonl (and OUT/tensorboard/ when tensorboard is installed).
+
+Without torchrun, training runs in this process on `device` (auto: cuda, else mps, else cpu). Under torchrun
+(`torchrun --nproc-per-node N -m igpg.cli train generator ...`) the N processes train one model with
+DistributedDataParallel, each on its share of every global batch (one GPU per process when CUDA is there, unless
+device is cpu); rank 0 writes checkpoints and metrics (see `igpg/distributed.py`).
 """
 
 from __future__ import annotations
@@ -41,12 +46,14 @@ from igpg.generator.data import Example, ExampleSampler, rows_tensor
 from igpg.generator.features import FeaturePool
 from igpg.generator.model import GeneratorConfig, WeightGenerator
 from igpg.generator.rows import row_layout
+from igpg.metrics import MetricsLog
 from igpg.tokenizer.codes import load_codes
 from igpg.tokenizer.tokenizer import WeightTokenizer
 from igpg.tokenizer.train import PROBES, TRAIN_SPLIT
 from igpg.zoo.catalogue import Catalogue
 
 KIND = "igpg-weight-generator"
+TOKENIZER_DIR = "tokenizer"  # a generator directory's own copy of the tokenizer it was trained with
 DRIFT_LR_SCALE = 10.0
 
 
@@ -153,11 +160,12 @@ def _lr(step: int, cfg: GeneratorConfig) -> float:
 
 
 def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: GeneratorConfig, out: str | Path,
-                    progress: Callable[[str, int, int], None] | None = None,
-                    stop_after: int | None = None) -> WeightGenerator:
+                    progress: Callable[..., None] | None = None, stop_after: int | None = None,
+                    device: str | torch.device = "auto") -> WeightGenerator:
+    """Train (or resume) the generator into `out`; `progress(phase, step, steps, loss=...)` after each step."""
     out = Path(out)
     tokenizer_dir = Path(tokenizer_dir)
-    ctx = distributed.init_from_env()
+    ctx = distributed.init_from_env(device=device)
     tok = WeightTokenizer.load(tokenizer_dir)
     cfg = dataclasses.replace(cfg, vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk,
                               chunk_size=tok.cfg.chunk_size, tokenizer=tokenizer_dir.name,
@@ -165,7 +173,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     bank = GenericBank.from_zoo(zoo_dir, cfg.exclude_datasets) if cfg.base_rows else None
     examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg, tokenizer=tok, bank=bank)
     torch.manual_seed(cfg.seed)
-    model = WeightGenerator(cfg).to(ctx.device)  # the CPU unless torchrun runs one process per GPU
+    model = WeightGenerator(cfg).to(ctx.device)
     sparse = [p for n, p in model.named_parameters() if n == "drift_key_emb.weight"]  # drift keys: own lr
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters()
@@ -194,10 +202,13 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         out.mkdir(parents=True, exist_ok=True)
         if bank is not None and not (out / GENERIC_DIR).is_dir():  # the bases travel with the checkpoint
             bank.save(out / GENERIC_DIR)
+        if not (out / TOKENIZER_DIR).is_dir():  # and so does the tokenizer: `igpg generate --model OUT` needs no other
+            tok.save(out / TOKENIZER_DIR)
+        metrics = MetricsLog(out, step)
     distributed.check_same(step, "the step to resume from", ctx)  # also: no rank replaces it before all read it
     ddp = distributed.wrap(model, ctx)
     model.train()
-    t0, done_here, losses = time.perf_counter(), 0, []
+    t0, done_here, losses, shown = time.perf_counter(), 0, [], None
     while step < cfg.steps and (stop_after is None or done_here < stop_after):
         for group in opt.param_groups:
             group["lr"] = _lr(step, cfg) * group.get("lr_scale", 1.0)
@@ -216,16 +227,17 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         if step % cfg.log_every == 0 or step == cfg.steps:
             code_loss = distributed.mean_over_ranks(sum(losses) / len(losses), ctx)
             rec = {"step": step, "code_loss": code_loss, "lr": _lr(step - 1, cfg), "seconds": time.perf_counter() - t0}
-            losses = []
+            losses, shown = [], code_loss
             if ctx.is_main:
-                with open(out / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                metrics.write(rec)
         if progress:
-            progress("generator steps", step, cfg.steps)
+            progress("generator steps", step, cfg.steps, loss=shown if shown is not None else losses[-1])
         if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
     if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
+    if ctx.is_main:
+        metrics.close()
     distributed.barrier()  # no rank leaves before the last checkpoint is on disk
     model.eval()
     return model

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from igpg.errors import IgpgError
-from igpg.generator.api import TOKENIZERS, ParameterGenerator
+from igpg.generator.api import DEFAULT_MODEL, TOKENIZER_DIR, ParameterGenerator
 from igpg.io import atomic_write_text
 from igpg.suite.common import Progress, json_safe, write_results
 
@@ -59,19 +59,18 @@ QUICK = Sizes(tokenizer_limit=3, generator_limit=2, fewshot_limit=2, fewshot_ks=
               cache_archs=(("digits", "mlp:64-8-3"),))
 
 
-def tokenizer_dir(model: Path | None, gen: ParameterGenerator) -> Path:
-    """The tokenizer `from_pretrained(model)` loads: model/tokenizer if present, else tokenizers/<name>."""
-    if model is not None and (Path(model) / "tokenizer").is_dir():
-        return Path(model) / "tokenizer"
-    path = TOKENIZERS / gen.cfg.tokenizer
-    try:  # shown in tokenizer.md: the repository-relative name when it is the repository's
+def tokenizer_dir(model: Path | None, tokenizer: Path | None = None) -> Path:
+    """The tokenizer `from_pretrained(model, tokenizer)` loads: `tokenizer`, else the generator directory's copy."""
+    path = Path(tokenizer) if tokenizer is not None else Path(model if model is not None else DEFAULT_MODEL) / TOKENIZER_DIR
+    try:  # shown in tokenizer.md: the name relative to the working directory when it is below it
         return path.relative_to(Path.cwd())
     except ValueError:
         return path
 
 
 def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = False, skip=(),
-            progress: Progress | None = None, log=print) -> dict:
+            progress: Progress | None = None, log=print, device: str = "auto",
+            tokenizer: Path | None = None) -> dict:
     """Run every piece not in `skip`; returns the suite summary (written as results/suite.json and .md when nothing
     was skipped)."""
     from igpg.evaluation import evaluate_generator
@@ -88,14 +87,14 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
     sizes = QUICK if quick else FULL
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
-    gen = ParameterGenerator.from_pretrained(model)
+    gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     summary = {"generator": gen.name, "zoo": str(zoo_dir), "quick": quick, "sizes": asdict(sizes), "seconds": {},
                "files": {}}
     sc = {"scaling_archs": sizes.scaling_archs or speed.SCALING_ARCHS,
           "cache_archs": sizes.cache_archs or speed.CACHE_ARCHS}
     steps = {
         "tokenizer": lambda: _write(results, "tokenizer", evaluate_tokenizers(
-            zoo_dir, [tokenizer_dir(model, gen)], sizes.tokenizer_limit, progress=progress), tokenizer_markdown),
+            zoo_dir, [tokenizer_dir(model, tokenizer)], sizes.tokenizer_limit, progress=progress), tokenizer_markdown),
         "generator": lambda: _write(results, "generator", evaluate_generator(
             gen, zoo_dir, limit=sizes.generator_limit, seeds=sizes.seeds, progress=progress), generator_markdown),
         "fewshot": lambda: fewshot.write_fewshot(fewshot.run_fewshot(

@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config
+from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, save_model
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.generic import (
@@ -94,6 +94,11 @@ class WeightTokenizer:
         load_model_state(path, tok.model)
         tok.model.eval()
         return tok
+
+    def save(self, path: str | Path) -> None:
+        """Write config.json + model.safetensors (what `load` reads; no training state), e.g. into a generator's
+        directory so that it travels with it."""
+        save_model(path, KIND, self.cfg, self.model.state_dict())
 
     def check_arch(self, arch: str | ArchSpec) -> ArchSpec:
         spec = ArchSpec.parse(arch)

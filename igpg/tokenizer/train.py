@@ -12,7 +12,6 @@ vector-quantize-pytorch), each on its share of every global batch; rank 0 writes
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from igpg import distributed
 from igpg.checkpoint import load_model_state, load_training_state, read_config, save_checkpoint, truncate_metrics
 from igpg.errors import IgpgError
 from igpg.io import load_weights
+from igpg.metrics import MetricsLog
 from igpg.tokenizer.chunking import chunk_network
 from igpg.tokenizer.model import TokenizerConfig
 from igpg.tokenizer.tokenizer import KIND, WeightTokenizer, config_from_dict
@@ -66,19 +66,21 @@ def training_rows(zoo: Catalogue) -> list[dict]:
 
 
 def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
-                    progress: Callable[[str, int, int], None] | None = None,
-                    stop_after: int | None = None) -> WeightTokenizer:
-    """Train (or resume, if `out` holds a checkpoint of the same config) and return the tokenizer.
+                    progress: Callable[..., None] | None = None, stop_after: int | None = None,
+                    device: str | torch.device = "auto") -> WeightTokenizer:
+    """Train (or resume, if `out` holds a checkpoint of the same config) and return the tokenizer, on `device`
+    (auto: cuda, else mps, else cpu; under torchrun, one GPU per process when CUDA is there unless device is cpu).
+    `progress(phase, step, steps, loss=...)` is called after each step.
 
     `stop_after` ends the run after that many steps of this call (for tests of resume); the schedule is unchanged.
     """
     out = Path(out)
     zoo = Catalogue(zoo_dir)
-    ctx = distributed.init_from_env()  # before the model: its quantiser syncs codebooks when distributed
+    ctx = distributed.init_from_env(device=device)  # before the model: its quantiser syncs codebooks when distributed
     torch.manual_seed(cfg.seed)  # the initial weights; a resumed run loads its weights and RNG state instead
     tok = WeightTokenizer(cfg)
     cfg = tok.cfg
-    model = tok.model.to(ctx.device)  # the CPU unless torchrun runs one process per GPU
+    model = tok.model.to(ctx.device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step = 0
     if (out / "config.json").exists():
@@ -90,9 +92,9 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
     if ctx.is_main:
         truncate_metrics(out / "metrics.jsonl", step)  # a fresh start too: a run killed before its first checkpoint
     data = gather_chunks(zoo, training_rows(zoo), cfg)
-    log = (out / "metrics.jsonl")
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
+        metrics = MetricsLog(out, step)
     distributed.check_same(step, "the step to resume from", ctx)  # also: no rank replaces it before all read it
     ddp = distributed.wrap(model, ctx)
     model.train()
@@ -121,14 +123,15 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
                    "aux": mean(losses["aux"].item()), "code_usage_batch": mean(usage),
                    "seconds": time.perf_counter() - t0}
             if ctx.is_main:
-                with open(log, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                metrics.write(rec)
         if progress:
-            progress("tokenizer steps", step, cfg.steps)
+            progress("tokenizer steps", step, cfg.steps, loss=losses["loss"].item())
         if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step)
     if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step)
+    if ctx.is_main:
+        metrics.close()
     distributed.barrier()  # no rank leaves before the last checkpoint is on disk
     model.eval()
     zoo.close()
