@@ -203,6 +203,8 @@ class ParameterGenerator:
         if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
             raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
         k = self.cfg.k_support if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise IgpgError(f"k (support samples per label) must be an integer in 1..1000, got {k!r}")
         cands = self._decode([req], SamplingConfig(temperature, top_k, top_p, guidance), k, [seed])
         if samples > 1:  # the other K-1 are sampled (at 0.5 when greedy was asked for the first)
             temp = temperature if temperature > 0 else 0.5
@@ -265,12 +267,16 @@ class ParameterGenerator:
         return export_networks(requests, out_dir, producer_from_generator(self, **sampling), batch_size=batch_size,
                                generator_name=self.name, progress=progress)
 
-    def retrieve(self, instruction: str, dataset: str, classes, arch, k: int = 5, zoo=None, min_accuracy=None,
-                 splits: str = "all"):
-        """The nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py."""
+    def retrieve(self, instruction: str, dataset: str, classes, arch, top_k: int = 5, zoo=None, min_accuracy=None,
+                 splits: str = "all", *, k: int | None = None):
+        """The `top_k` nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py.
+
+        (`k` is the old spelling of `top_k`, still accepted: everywhere else `k` counts support samples.)"""
         from igpg.retrieval import retrieve
 
-        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=k,
+        if k is not None:
+            top_k = k
+        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k,
                         min_accuracy=min_accuracy, splits=splits)
 
     def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,

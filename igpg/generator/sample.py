@@ -9,11 +9,13 @@ windows: when the sequence is full, the cache is rebuilt from the prefix and the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 
+from igpg.errors import IgpgError
 from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.data import condition_batch, head_feature_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
@@ -30,6 +32,19 @@ class SamplingConfig:
     top_k: int | None = None
     top_p: float | None = None
     guidance: float = 1.0  # classifier-free guidance scale; 1 = off
+
+    def __post_init__(self) -> None:  # bad values are the user's: one line, before any decoding
+        def number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+        if not (number(self.temperature) and self.temperature >= 0):
+            raise IgpgError(f"temperature must be a number >= 0 (0 = greedy), got {self.temperature!r}")
+        if not (number(self.guidance) and self.guidance >= 0):
+            raise IgpgError(f"guidance must be a number >= 0 (1 = off), got {self.guidance!r}")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise IgpgError(f"top_k (sampling) must be an integer >= 1 or None, got {self.top_k!r}")
+        if self.top_p is not None and not (number(self.top_p) and 0 < self.top_p <= 1):
+            raise IgpgError(f"top_p must be in (0, 1] or None, got {self.top_p!r}")
 
 
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
