@@ -31,6 +31,7 @@ import json
 import math
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -105,7 +106,9 @@ def read_state(path: Path) -> dict:
     if not path.is_file():
         raise IgpgError(f"{path}: file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols it is about to refuse anyway
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; none may pass as weights
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise IgpgError(f"{path}: not a safetensors file or a weights-only torch state dict ({first})") from None
