@@ -480,7 +480,7 @@ def main() -> None:
     # x-transformers on torch 2.14 warns at import about torch.jit.script; it is not the user's concern
     warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
     try:
-        code = app(standalone_mode=False)  # click returns Exit's code instead of raising in this mode
+        code = app(prog_name="igpg", standalone_mode=False)  # click returns Exit's code instead of raising here
         if isinstance(code, int) and code:
             sys.exit(code)
     except IgpgError as e:
