@@ -92,7 +92,8 @@ def imported(tmp_path_factory):
     return d, states, report
 
 
-def test_folder_import_catalogues_every_network_with_split_flags(imported, cli):
+def test_folder_import_catalogues_every_network_with_split_flags(imported, cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
     d, states, report = imported
     assert (report.layout, report.found, report.imported, report.skipped) == ("tasks file", 7, 7, 0)
     cat = Catalogue(d / "zoo")
@@ -112,6 +113,8 @@ def test_folder_import_catalogues_every_network_with_split_flags(imported, cli):
     cat.close()
     res = cli("zoo", "info", d / "zoo")
     assert res.code == 0 and "7 networks" in res.out
+    rows = [line for line in res.out.splitlines() if line.startswith("│")]
+    assert "train / train / train" in res.out and all(r.split("│")[1].strip() for r in rows)  # no row wraps in 80 columns
 
 
 def test_reimport_adds_nothing_and_csv_gives_the_same_zoo(imported, tmp_path, cli):
