@@ -468,7 +468,7 @@ def retrieve_cmd(
 
     if top_k < 1:
         raise IgpgError(f"--top-k must be at least 1, got {top_k}")
-    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k, min_accuracy=min_accuracy)
+    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k, min_accuracy=min_accuracy)
     for i, h in enumerate(hits, 1):
         out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
 

@@ -276,7 +276,7 @@ class ParameterGenerator:
 
         if k is not None:
             top_k = k
-        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k,
+        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k,
                         min_accuracy=min_accuracy, splits=splits)
 
     def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
@@ -292,7 +292,7 @@ class ParameterGenerator:
         best, best_acc = net, net.igpg_support_acc
         x, y = support_set(req.task, self.cfg.k_support if k is None else k, seed=seed)
         try:
-            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k)
+            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k)
         except IgpgError:
             hits = []  # no zoo, or nothing compatible in it: the generated network stands
         for hit in hits:
