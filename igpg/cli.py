@@ -3,6 +3,8 @@
     igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny [--workers 2] [--backend ray [--address A]]
     igpg zoo info zoos/tiny
     igpg zoo verify zoos/tiny
+    igpg zoo import my-nets/ --out zoos/mine     # your own networks: a folder + tasks.jsonl, or the Model Zoos layout
+    igpg --version
 
 Bad input prints `error: <one line>` on stderr and exits with code 2; nothing is written.
 """
