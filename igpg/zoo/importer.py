@@ -110,8 +110,10 @@ def read_state(path: Path) -> dict:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types; none may pass as weights
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise IgpgError(f"{path}: not a safetensors file or a weights-only torch state dict ({first})") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        why = ("it holds objects other than tensors, which would run code to load" if "Weights only load failed" in first
+               else first[:120])
+        raise IgpgError(f"{path}: not a safetensors file or a weights-only torch state dict ({why})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):  # Lightning-style wrappers
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
