@@ -6,24 +6,39 @@ architecture (IGPG, Instruction-Guided autoregressive Parameter Generation, arXi
     spec = igpg.ArchSpec.parse("mlp:64-32-3")   # str(spec) == "mlp:64-32-3"
     net = spec.build()                          # a torch.nn.Module taking flat (B, 64) inputs
     acc = igpg.evaluate(net, dataset="digits", classes=[3, 5, 8], split="test")
+
+Every name is imported on first use (PEP 562), so `import igpg` and the CLI's `--help` do not load torch.
 """
 
-from igpg.arch import ArchSpec, parse_arch
-from igpg.data import Dataset, Task, list_datasets, load_dataset
 from igpg.errors import IgpgError
-from igpg.evaluate import evaluate
-from igpg.export import ExportRequest, export_networks, load, parse_requests, read_metadata
 
 __version__ = "0.1.0"
 
+_LAZY = {  # public name -> the module that defines it
+    "ArchSpec": "igpg.arch", "parse_arch": "igpg.arch",
+    "Dataset": "igpg.data", "Task": "igpg.data", "list_datasets": "igpg.data", "load_dataset": "igpg.data",
+    "evaluate": "igpg.evaluate",
+    "ExportRequest": "igpg.export", "export_networks": "igpg.export", "load": "igpg.export",
+    "parse_requests": "igpg.export", "read_metadata": "igpg.export",
+    "ParameterGenerator": "igpg.generator",  # pulls in x-transformers and sentence-transformers
+    "import_zoo": "igpg.zoo.importer",
+}
+
 
 def __getattr__(name: str):
-    # the generator pulls in x-transformers and sentence-transformers: imported on first use, not with igpg
-    if name == "ParameterGenerator":
-        from igpg.generator import ParameterGenerator
+    if name in _LAZY:
+        import importlib
 
-        return ParameterGenerator
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # the next access is a plain attribute
+        return value
     raise AttributeError(f"module 'igpg' has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "Task", "evaluate",
-           "export_networks", "list_datasets", "load", "load_dataset", "parse_arch", "parse_requests", "read_metadata"]
+           "export_networks", "import_zoo", "list_datasets", "load", "load_dataset", "parse_arch", "parse_requests",
+           "read_metadata"]

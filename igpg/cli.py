@@ -3,6 +3,8 @@
     igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny [--workers 2] [--backend ray [--address A]]
     igpg zoo info zoos/tiny
     igpg zoo verify zoos/tiny
+    igpg zoo import my-nets/ --out zoos/mine     # your own networks: a folder + tasks.jsonl, or the Model Zoos layout
+    igpg --version
 
 Bad input prints `error: <one line>` on stderr and exits with code 2; nothing is written.
 """
@@ -28,6 +30,24 @@ from rich.text import Text
 
 from igpg.errors import IgpgError
 
+
+def _no_flag_type_labels() -> None:
+    """Typer's rich help labels every flag `<bool>` (even --help); a flag takes no value, so it shows none."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_igpg", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    display_type_rich._igpg = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_flag_type_labels()
+
 console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)  # one result per line, never wrapped mid-line
 
@@ -50,6 +70,22 @@ app.add_typer(eval_app, name="eval")
 
 data_app = typer.Typer(help="Inspect the datasets igpg can use.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from igpg import __version__
+
+        out.print(f"igpg {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass  # the app's help is Typer(help=...); this callback only carries --version
 
 ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + nets/).", show_default=False)]
 # options shared by generate and retrieve, defined once
@@ -136,10 +172,10 @@ def data_info(
 def zoo_build(
     config: Annotated[Path, typer.Option("--config", "-c", help="Zoo config YAML, e.g. configs/zoo/default.yaml.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Zoo directory to create or complete.")],
-    workers: Annotated[int, typer.Option(help="Training processes (one core each); with ray, the CPUs of the "
+    workers: Annotated[int, typer.Option(min=1, help="Training processes (one core each); with ray, the CPUs of the "
                                          "local cluster started when no --address is given (at least 2).")] = 1,
     backend: Annotated[str, typer.Option(help="Where networks train: local (a process pool) or ray (Ray tasks; "
-                                         "pip install 'igpg[ray]').")] = "local",
+                                         "pip install 'igpg\\[ray]').")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (e.g. ray://head:10001 or auto); "
                                                    "default: start a local one.")] = None,
 ) -> None:
@@ -191,6 +227,38 @@ def zoo_verify(zoo: ZooDir) -> None:
         raise typer.Exit(1)
 
 
+@zoo_app.command("import")
+def zoo_import(
+    src: Annotated[Path, typer.Argument(help="A folder of weight files with tasks.jsonl or tasks.csv, or a Model "
+                                        "Zoos folder (one sub-folder per model: params.json, result.json, "
+                                        "checkpoint_*/checkpoints).", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Zoo directory to create or complete.")],
+    tasks: Annotated[Optional[Path], typer.Option(help="The tasks file (default: SRC/tasks.jsonl or SRC/tasks.csv); "
+                                                  "columns file, dataset, classes, arch, accuracy [, instruction, "
+                                                  "seed, role].")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Model Zoos layout: the dataset, when params.json names none.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Model Zoos layout: the output labels (default: every class "
+                                                   "in order).")] = None,
+    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of tasks held out (by a hash of "
+                                                 "the task).")] = 0.2,
+    heldout_arch: Annotated[Optional[list[str]], typer.Option(help="An architecture to hold out (repeatable).")] = None,
+    heldout_seed: Annotated[Optional[list[int]], typer.Option(help="A seed to hold out (repeatable).")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(help="Local folder of a torchvision dataset (never downloaded).")] = None,
+) -> None:
+    """Catalogue networks trained elsewhere, checked, with split flags, ready for `igpg train`; re-running adds
+    nothing twice. Bad rows or files: one line, exit code 2, nothing written.
+
+    Example: igpg zoo import my-nets/ --out zoos/mine --heldout-seed 2
+    """
+    from igpg.zoo.importer import import_zoo
+
+    with _Bars() as bars:
+        report = import_zoo(src, out_dir, tasks, dataset=dataset, classes=classes,
+                            data_root=str(data_root) if data_root else None, test_fraction=test_fraction,
+                            heldout_archs=heldout_arch or (), heldout_seeds=heldout_seed or (), progress=bars)
+    out.print(report.summary(out_dir), markup=False, highlight=False)
+
+
 @train_app.command("tokenizer")
 def train_tokenizer_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its training split is used).")],
@@ -226,7 +294,7 @@ def train_tokenizer_cmd(
 def eval_tokenizer_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its held-out networks are used).")],
     tokenizer: Annotated[list[Path], typer.Option("--tokenizer", "-t", help="Tokenizer directory; repeat to compare.")],
-    limit: Annotated[Optional[int], typer.Option(help="At most this many networks per held-out category.")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many networks per held-out category.")] = None,
     results: Annotated[Path, typer.Option(help="Where to write tokenizer.json and tokenizer.md.")] = Path("eval/results"),
 ) -> None:
     """Fidelity on held-out networks: accuracy ratio (mean, min), relative error, bits/param, codes, usage.
@@ -278,12 +346,12 @@ def generate_cmd(
     arch: ArchOpt,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
     model: ModelOpt = None,
-    samples: Annotated[int, typer.Option(help="Decode K networks (1 greedy + K-1 sampled), keep the best on the "
+    samples: Annotated[int, typer.Option(min=1, help="Decode K networks (1 greedy + K-1 sampled), keep the best on the "
                                        "support samples; 1 = greedy only.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed for the support samples and sampling.")] = 0,
-    k: Annotated[Optional[int], typer.Option(help="Labelled samples per label to condition on (default 5).")] = None,
-    temperature: Annotated[float, typer.Option(help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
-    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = off).")] = 1.0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for the support samples and sampling.")] = 0,
+    k: Annotated[Optional[int], typer.Option("--k", min=1, max=1000, help="Support samples: labelled samples per label to condition on (default 5).")] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, max=100.0, help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
+    guidance: Annotated[float, typer.Option(min=0.0, max=100.0, help="Classifier-free guidance scale (1 = off).")] = 1.0,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
@@ -357,8 +425,8 @@ def info_cmd(model: ModelOpt = None, tokenizer: TokenizerOpt = None) -> None:
 def eval_generator_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its split flags decide what is held out).")],
     model: ModelOpt = None,
-    limit: Annotated[int, typer.Option(help="Queries (task x architecture) per category.")] = 30,
-    samples: Annotated[int, typer.Option(help="Best-of-K sampling.")] = 1,
+    limit: Annotated[int, typer.Option(min=1, help="Queries (task x architecture) per category.")] = 30,
+    samples: Annotated[int, typer.Option(min=1, help="Best-of-K sampling.")] = 1,
     results: Annotated[Path, typer.Option(help="Where to write generator.json and generator.md.")] = Path("eval/results"),
     name: Annotated[str, typer.Option(help="File stem of the results.")] = "generator",
     category: Annotated[Optional[list[str]], typer.Option(
@@ -393,7 +461,7 @@ def eval_all_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its split flags decide what is held out).")] = Path("zoos/default"),
     model: ModelOpt = None,
     results: Annotated[Path, typer.Option(help="Where to write the JSON, Markdown and PNG files.")] = Path("eval/results"),
-    quick: Annotated[bool, typer.Option("--quick", help="Test size: tiny limits (about a minute on the tiny zoo).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Test size: tiny limits, to check the suite runs.")] = False,
     skip: Annotated[Optional[list[str]], typer.Option(help="Leave out a piece: tokenizer, generator, fewshot, "
                                                       "finetune, speed, plots (repeatable).")] = None,
     tokenizer: TokenizerOpt = None,
@@ -417,13 +485,13 @@ def export_cmd(
     requests: Annotated[Path, typer.Argument(help="JSONL file, one request per line (see README).")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Directory for NAME.safetensors + manifest.jsonl.")],
     model: ModelOpt = None,
-    batch_size: Annotated[int, typer.Option(help="Requests decoded together (same architecture).")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Requests decoded together (same architecture).")] = 16,
     force: Annotated[bool, typer.Option("--force", help="Replace NAME.safetensors files that this export's manifest "
                                         "does not list (by default such a request fails and the file stays).")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
-    samples: Annotated[int, typer.Option(help="Decode K networks per request (1 greedy + K-1 sampled), keep the best "
-                                       "on its support samples; 1 = greedy only.")] = 8,
+    samples: Annotated[int, typer.Option(min=1, max=256, help="Decode K networks per request (1 greedy + K-1 sampled), "
+                                       "keep the best on its support samples; 1 = greedy only.")] = 8,
     tokenizer: TokenizerOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
@@ -460,9 +528,9 @@ def retrieve_cmd(
     dataset: DatasetOpt,
     classes: ClassesOpt,
     arch: ArchOpt,
-    top_k: Annotated[int, typer.Option(help="How many hits.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many hits.")] = 5,
     zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
-    min_accuracy: Annotated[Optional[float], typer.Option(help="Only networks with at least this test accuracy.")] = None,
+    min_accuracy: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Only networks with at least this test accuracy.")] = None,
     data_root: DataRootOpt = None,
 ) -> None:
     """The nearest zoo networks for a task: exact architecture first, then the same family's nearest shape.
@@ -474,7 +542,7 @@ def retrieve_cmd(
 
     if top_k < 1:
         raise IgpgError(f"--top-k must be at least 1, got {top_k}")
-    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k, min_accuracy=min_accuracy,
+    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k, min_accuracy=min_accuracy,
                     data_root=_root(data_root))
     for i, h in enumerate(hits, 1):
         out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
@@ -498,7 +566,7 @@ def main() -> None:
         sys.exit(2)
 
     try:
-        code = app(standalone_mode=False)  # click returns Exit's code instead of raising in this mode
+        code = app(prog_name="igpg", standalone_mode=False)  # click returns Exit's code instead of raising here
         if isinstance(code, int) and code:
             sys.exit(code)
     except IgpgError as e:

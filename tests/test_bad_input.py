@@ -214,7 +214,7 @@ CLI_CASES = [
     Case("generate-unknown-option", generate(extra=("--temprature", "1")), "No such option"),
     # export: the requests file, the output directory, and names that could escape it
     Case("export-requests-missing", lambda tmp: ["export", "nowhere.jsonl", "--out", "exported"], "not found"),
-    Case("export-batch-size-zero", export(GOOD_REQUEST, extra=("--batch-size", "0")), "--batch-size must be at least 1"),
+    Case("export-batch-size-zero", export(GOOD_REQUEST, extra=("--batch-size", "0")), "Invalid value for '--batch-size': Input should be greater than or equal to 1"),
     Case("export-out-is-a-file", lambda tmp: write(tmp, "exported", "x") and export(GOOD_REQUEST)(tmp), "is a file"),
     Case("export-manifest-is-a-symlink", export(GOOD_REQUEST, before=symlinked_manifest), "symbolic link"),
     Case("export-line-not-json", export("{name: n1}"), "not valid JSON"),
@@ -228,7 +228,7 @@ CLI_CASES = [
     Case("zoo-config-missing", lambda tmp: ["zoo", "build", "--config", "nowhere.yaml", "--out", "zoo"], "not found"),
     Case("zoo-config-not-yaml", zoo_build(text="name: [tiny\n"), "not valid YAML"),
     Case("zoo-config-negative-epochs", zoo_build(set_in("train.max_epochs", -5)), "max_epochs: -5 is outside"),
-    Case("zoo-workers-zero", zoo_build(set_in("name", "tiny"), extra=("--workers", "0")), "--workers must be at least 1"),
+    Case("zoo-workers-zero", zoo_build(set_in("name", "tiny"), extra=("--workers", "0")), "Invalid value for '--workers': Input should be greater than or equal to 1"),
     Case("zoo-out-is-a-file", lambda tmp: write(tmp, "zoo", "x") and zoo_build(set_in("name", "tiny"))(tmp),
          "not a directory"),
     Case("zoo-verify-corrupt-catalogue", lambda tmp: write(tmp, "zoo/catalogue.sqlite", b"not sqlite " * 100)

@@ -288,6 +288,8 @@ class ParameterGenerator:
             for req in reqs:
                 self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
         k = self.cfg.k_support if k is None else k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
+            raise IgpgError(f"k (support samples per label) must be an integer in 1..1000, got {k!r}")
         total = len(reqs) * samples
         rows = None if progress is None else (lambda done, n: progress("rows", done, n))
         if progress is not None:
@@ -402,12 +404,16 @@ class ParameterGenerator:
                                    batch_size=batch_size, generator_name=self.name, progress=progress, data_root=root,
                                    force=force)
 
-    def retrieve(self, instruction: str, dataset: str, classes, arch, k: int = 5, zoo=None, min_accuracy=None,
-                 splits: str = "all", data_root: str | Path | None = None):
-        """The nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py."""
+    def retrieve(self, instruction: str, dataset: str, classes, arch, top_k: int = 5, zoo=None, min_accuracy=None,
+                 splits: str = "all", data_root: str | Path | None = None, *, k: int | None = None):
+        """The `top_k` nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py.
+
+        (`k` is the old spelling of `top_k`, still accepted: everywhere else `k` counts support samples.)"""
         from igpg.retrieval import retrieve
 
-        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=k,
+        if k is not None:
+            top_k = k
+        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k,
                         min_accuracy=min_accuracy, splits=splits, data_root=None if data_root is None else str(data_root))
 
     def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
@@ -430,7 +436,7 @@ class ParameterGenerator:
         best, best_acc = net, net.igpg_support_acc
         x, y = support_set(req.task, self.cfg.k_support if k is None else k, seed=seed)
         try:
-            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, k=top_k)
+            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k)
         except IgpgError:
             hits = []  # no zoo, or nothing compatible in it: the generated network stands
         for hit in hits:

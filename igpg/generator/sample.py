@@ -44,8 +44,8 @@ class SamplingConfig:
         t, g = self.temperature, self.guidance
         if not _real(t) or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
             raise IgpgError(f"temperature must be 0 (greedy) or {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}, got {t!r}")
-        if not _real(g) or not -MAX_GUIDANCE <= g <= MAX_GUIDANCE:
-            raise IgpgError(f"guidance must be a finite number in -{MAX_GUIDANCE:g}..{MAX_GUIDANCE:g} (1 = off), got {g!r}")
+        if not _real(g) or not 0 <= g <= MAX_GUIDANCE:
+            raise IgpgError(f"guidance must be a finite number in 0..{MAX_GUIDANCE:g} (1 = off), got {g!r}")
         if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
             raise IgpgError(f"top_k must be a positive integer, got {self.top_k!r}")
         if self.top_p is not None and (not _real(self.top_p) or not 0 < self.top_p <= 1):

@@ -26,8 +26,9 @@ class ZooSummary:
 
     def table(self, title: str, key) -> Table:
         t = Table(title=title, title_justify="left")
-        for col in ("", "networks", "test acc median", "mean", "min", "chance (1/labels)"):
-            t.add_column(col, justify="left" if not col else "right")
+        t.add_column("", justify="left", no_wrap=True)  # the group's name; short headers keep a row within 80 columns
+        for col in ("networks", "median", "mean", "min", "chance"):
+            t.add_column(col, justify="right", no_wrap=True)
         for name, rows in self.groups(key).items():
             acc = [r["test_acc"] for r in rows]
             chance = statistics.mean(1 / len(r["labels"]) for r in rows)
@@ -38,7 +39,8 @@ class ZooSummary:
     def print(self, console: Console) -> None:
         tasks = {r["task_id"] for r in self.rows if r["role"] == "task"}
         console.print(f"zoo {self.name!r}: {len(self.rows)} networks, {len(tasks)} tasks, "
-                      f"{len({r['arch'] for r in self.rows})} architectures")
+                      f"{len({r['arch'] for r in self.rows})} architectures; test accuracy per group "
+                      "(median, mean, min) beside chance (1 / number of labels)")
         if not self.rows:
             return
         console.print(ZooSummary(self.name, [r for r in self.rows if r["role"] == "task"]).table(
