@@ -106,6 +106,10 @@ class ParameterGenerator:
         device = resolve_device(device)  # an absent device is refused before the weights are read
         model = WeightGenerator(cfg)
         load_model_state(path, model)
+        name = cfg.tokenizer  # the tokenizer's name, recorded; never a path (a config must not point anywhere)
+        if name and (name.startswith(".") or "/" in name or "\\" in name or not name.isprintable()):
+            raise IgpgError(f"checkpoint {path}: tokenizer {name[:60]!r} is not a tokenizer name (a path, or not "
+                            "printable)")
         if tokenizer is None:
             tokenizer = path / TOKENIZER_DIR
             if not tokenizer.is_dir():
