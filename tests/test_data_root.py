@@ -53,7 +53,7 @@ def test_cli_generate_and_retrieve_with_data_root(tiny_pipeline, tiny_zoo, mnist
     assert res.code == 0, res.err
     assert "test accuracy" in res.out and res.err == ""  # no bar frames when stderr is not a terminal
     ArchSpec.parse("mlp:784-8-3").build().load_state_dict(load_file(out), strict=True)
-    res = cli("generate", *TASK, "--arch", "mlp:784-8-3", "--model", d / "gen", "--out", out)
+    res = cli("generate", *TASK, "--arch", "mlp:784-8-3", "--model", d / "gen", "--out", tmp_path / "other.safetensors")
     assert res.code == 2 and "--data-root" in res.err
     res = cli("retrieve", *TASK, "--arch", "mlp:784-8-3", "--zoo", tiny_zoo, "--data-root", mnist_root)
     # the root reached retrieval, which read the input shape from it: the tiny zoo has no 784-input network
