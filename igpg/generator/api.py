@@ -293,7 +293,7 @@ class ParameterGenerator:
                 self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
         k = self.cfg.k_support if k is None else k
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-            raise IgpgError(f"k (support samples per label) must be an integer in 1..1000, got {k!r}")
+            raise IgpgError(f"k={k!r} samples per label: k (support samples) must be an integer in 1..1000")
         total = len(reqs) * samples
         rows = None if progress is None else (lambda done, n: progress("rows", done, n))
         if progress is not None:
