@@ -30,6 +30,7 @@ from igpg import ArchSpec, IgpgError, export_networks, load, read_metadata
 from igpg.errors import MAX_MESSAGE, one_line
 from igpg.export import read_manifest
 from igpg.generator.api import DEFAULT_MODEL
+from test_bad_input import snapshot  # every file and directory under a root, with modes and hashes
 from igpg.generator.budget import FIXED, Budget, parse_size, request_cost
 from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig
@@ -281,21 +282,6 @@ def _generator():
 
 
 # ---- the checks --------------------------------------------------------------------------------------------------
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    out: dict[str, tuple] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = ("link", os.readlink(p))
-            elif p.is_dir():
-                out[rel] = ("dir",)
-            else:
-                out[rel] = ("file", hashlib.sha256(p.read_bytes()).hexdigest())
-    return out
 
 
 def one_error_line(err: str) -> str:
