@@ -11,7 +11,6 @@ allocation, which the timing assertions check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
