@@ -36,13 +36,17 @@ MODEL = "model.safetensors"
 STATE = "training_state"
 
 
-def dataclass_from_dict(cls, raw: dict, what: str, limits: dict[str, int | float] | None = None):
+def dataclass_from_dict(cls, raw: dict, what: str, limits: dict[str, int | float] | None = None,
+                        removed: dict[str, Any] | None = None):
     """A frozen config dataclass from a dict (JSON or YAML): unknown keys and bad values are `IgpgError`s;
     lists become tuples where the field is a tuple; a number above its entry in `limits` is refused (a size no
-    model of igpg's has: a corrupt or hostile config.json would otherwise allocate whatever it says)."""
+    model of igpg's has: a corrupt or hostile config.json would otherwise allocate whatever it says).
+    `removed`: options that no longer exist, each with the neutral value it had when off; an older config may
+    still hold one at that value (ignored), any other value is refused."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if not isinstance(raw, dict):
         raise IgpgError(f"{what} config: expected a mapping of {cls.__name__} keys")
+    raw = _drop_removed(raw, removed or {}, what)
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise IgpgError(f"{what} config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(fields))}")
@@ -56,6 +60,17 @@ def dataclass_from_dict(cls, raw: dict, what: str, limits: dict[str, int | float
         return cls(**raw)
     except TypeError as e:
         raise IgpgError(f"{what} config: {e}") from None
+
+
+def _drop_removed(raw: dict, removed: dict[str, Any], what: str) -> dict:
+    """`raw` without the removed options it holds at their neutral value; a removed option set otherwise is refused."""
+    for key in sorted(set(raw) & set(removed)):
+        value, neutral = raw[key], removed[key]
+        same = (tuple(value) if isinstance(value, list) else value) == neutral
+        if not same or isinstance(value, bool) != isinstance(neutral, bool):
+            raise IgpgError(f"{what} config: option {key!r} was removed; an old config may hold it only at its "
+                            f"neutral value {neutral!r}, got {repr(value)[:40]}")
+    return {k: v for k, v in raw.items() if k not in removed}
 
 
 _AT_LEAST_ONE = ("steps", "batch_size", "log_every", "checkpoint_every")  # a 0 here trains nothing or divides by 0

@@ -1,14 +1,10 @@
-"""Decoding options: expected-code-vector (mean) decoding and row-code noise in training."""
-
-import dataclasses
+"""Decoding options: expected-code-vector (mean) decoding."""
 
 import torch
 
 from igpg.generator import ParameterGenerator
 from igpg.generator.conditions import sample_profile, support_set
-from igpg.generator.model import WeightGenerator
 from igpg.generator.sample import SamplingConfig, sample_codes
-from igpg.generator.train import train_generator
 from igpg.data import Task, load_dataset
 from igpg.text import embed_texts
 from igpg.tokenizer.tokenizer import Codes
@@ -43,19 +39,3 @@ def test_mean_decoding_of_no_level_equals_index_decoding(tiny_pipeline):
     gen.mean_from = q - 1
     net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch=arch)
     assert net(torch.randn(2, 64)).shape == (2, 3)
-
-
-def test_row_code_noise_trains_resumes_and_is_off_in_eval(tiny_zoo, tiny_pipeline, tmp_path):
-    d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, row_code_noise=0.5)
-    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a", stop_after=4)
-    resumed = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "a")
-    whole = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "b")
-    for (name, x), y in zip(resumed.state_dict().items(), whole.state_dict().values()):
-        assert torch.equal(x, y), name  # the noise draws are part of the restored RNG state
-    model = ParameterGenerator.from_pretrained(tmp_path / "a", tokenizer=d / "tok").model
-    assert isinstance(model, WeightGenerator) and model.cfg.row_code_noise == 0.5
-    task, arch, prof, instr = _request()
-    one = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
-    two = sample_codes(model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
-    assert torch.equal(one[0], two[0])  # eval mode: no noise, decoding is deterministic

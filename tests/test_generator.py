@@ -35,18 +35,15 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
-@pytest.mark.parametrize("kw", [{}, {"row_context": "none", "row_keys": 64, "group_keys": True, "task_keys": True},
-                                {"row_context": "none", "row_keys": 64, "drift_keys": 64, "base_rows": True},
+@pytest.mark.parametrize("kw", [{}, {"row_keys": 64}, {"row_keys": 64, "base_rows": True},
                                 {"row_keys": 64, "base_rows": True, "compositional": True}],
-                         ids=["chain", "keys", "drift+base", "compositional"])
+                         ids=["chain", "keys", "keys+base", "compositional"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     model = tiny_model(**kw)
     if model.row_key_emb is not None:
         torch.nn.init.normal_(model.row_key_emb.weight)  # zero at init: make the keys count
-    if kw.get("drift_keys"):
-        torch.nn.init.normal_(model.drift_key_emb.weight)
-    task = Task.from_classes("digits", [[3, 4], 5, 8])  # a grouped label: drift keys apply
+    task = Task.from_classes("digits", [[3, 4], 5, 8])  # a grouped label
     prof, instr = conditions(task)
     sc = SamplingConfig(temperature=1.0)
     codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True)
@@ -58,11 +55,9 @@ def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
         torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("row_context", ["previous", "none"])
-def test_row_context_decides_whether_rows_see_earlier_codes(row_context):
-    """With row_context "none" a row's logits do not move when the codes of the rows before it change (no chain to
-    derail); with "previous" they do."""
-    model = tiny_model(row_context=row_context)
+def test_rows_see_the_codes_of_earlier_rows():
+    """A row's logits move when the codes of the rows before it change (the row chain); the first row's do not."""
+    model = tiny_model()
     with torch.no_grad():  # make the code embeddings matter: the tiny model is untrained
         model.code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -76,7 +71,7 @@ def test_row_context_decides_whether_rows_see_earlier_codes(row_context):
         lb = decode_logits_full(model, [task], arch, prof, instr, b)
     torch.testing.assert_close(la[0], lb[0])  # the first row sees no codes either way
     moved = max(float((x - y).abs().max()) for x, y in zip(la[1:], lb[1:]))
-    assert (moved == 0.0) if row_context == "none" else (moved > 1e-3)
+    assert moved > 1e-3
 
 
 def test_row_keys_address_shared_hidden_rows_and_classes():
@@ -147,23 +142,41 @@ def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_trainin
     assert torch.equal(plain["base"][0, : task_ex[0].base[0].shape[0], : task_ex[0].base[0].shape[1]], task_ex[0].base[0])
 
 
-def test_group_keys_only_for_grouped_labels_wherever_they_sit():
-    from igpg.generator.data import group_keys
-
-    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "group_keys": True})
-    a = group_keys([Task.from_classes("digits", [[3, 5], 8])], ["mlp:64-16-2"], cfg, 18)[0]
-    b = group_keys([Task.from_classes("digits", [8, [5, 3], [1, 2]])], ["mlp:64-16-3"], cfg, 19)[0]
-    assert (a[:16] == -1).all() and (a[17] == -1).all() and (a[16] >= 0).all()  # hidden rows and class 8: none
-    assert torch.equal(a[16], b[17])  # the group {3, 5} keeps its key at another position, in any order
-    assert not torch.equal(b[17], b[18])
-
-
-@pytest.mark.parametrize("kw, message", [({"row_context": "chain"}, "row_context must be one of previous, none"),
+@pytest.mark.parametrize("kw, message", [({"sibling_bases": 2.0}, "sibling_bases must be between 0 and 1"),
                                          ({"instr_dropout": 1.5}, "instr_dropout must be between 0 and 1"),
                                          ({"base_dropout": -0.1}, "base_dropout must be between 0 and 1")])
 def test_generator_config_refuses_bad_values(kw, message):
     with pytest.raises(IgpgError, match=message):
         GeneratorConfig(**{**TINY_GEN, **kw})
+
+
+# the options removed on 2026-12-02 (eval/results/generator-ablation.md), at the values every config.json released
+# before then holds them
+OLD_NEUTRAL = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False, "task_keys": False,
+               "drift_keys": 0, "drift_dim": 48, "head_features": False, "feature_pool": 32, "train_seeds": [],
+               "grouped_weight": 1.0, "extra": {}}
+
+
+def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
+    from igpg.checkpoint import read_config
+    from igpg.generator.api import DEFAULT_MODEL
+    from igpg.generator.train import KIND, config_from_dict
+
+    raw = read_config(DEFAULT_MODEL, KIND)
+    released = config_from_dict(raw)
+    assert released.base_rows and released.row_keys == 8192 and released.compositional
+    assert not set(OLD_NEUTRAL) & set(raw)  # the release no longer writes them
+    assert config_from_dict({**raw, **OLD_NEUTRAL}) == released
+
+
+@pytest.mark.parametrize("key, value", [("head_features", True), ("row_context", "none"), ("row_code_noise", 0.5),
+                                        ("train_seeds", [0]), ("group_keys", 1), ("extra", {"x": 1})])
+def test_a_removed_option_set_on_is_refused_in_one_line(key, value):
+    from igpg.generator.train import config_from_dict
+
+    with pytest.raises(IgpgError, match=f"^generator config: option '{key}' was removed; an old config may hold it "
+                                        r"only at its neutral value .+, got .+$"):
+        config_from_dict({**TINY_GEN, **OLD_NEUTRAL, key: value})
 
 
 def test_windowed_decoding_emits_every_code():
@@ -263,18 +276,6 @@ def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, 
         train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=12, lr=0.1), tmp_path / "g")
 
 
-def test_task_keys_follow_the_ordered_labels():
-    from igpg.generator.data import task_keys
-
-    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "task_keys": True})
-    key = lambda classes, arch="mlp:64-16-3": task_keys([Task.from_classes("digits", classes)], [arch], cfg, 19)[0]  # noqa: E731
-    a = key([3, 5, 8])
-    assert torch.equal(a, key([3, 5, 8])) and (a >= 0).all()
-    assert len({tuple(r.tolist()) for r in a}) == 19  # every row its own key
-    assert not torch.equal(a, key([5, 3, 8]))  # another order is another task
-
-
-
 # ---- base rows (generator/base.py) ------------------------------------------------------------------------------
 
 def fake_base(arch: str, seed: int = 0):
@@ -286,10 +287,9 @@ def fake_base(arch: str, seed: int = 0):
     return rows, torch.randint(-5, 5, (int(lay.layer_index.max()) + 1,), generator=gen), lay.row.clone()
 
 
-@pytest.mark.parametrize("row_context", ["previous", "none"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
-def test_kv_cache_parity_with_base_rows(arch, row_context):
-    model = tiny_model(row_context=row_context, row_keys=64, base_rows=True)
+def test_kv_cache_parity_with_base_rows(arch):
+    model = tiny_model(row_keys=64, base_rows=True)
     with torch.no_grad():
         model.base_code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -309,7 +309,7 @@ def test_kv_cache_parity_with_base_rows(arch, row_context):
 def test_every_row_sees_its_own_base_row():
     """Changing the base codes of one row moves that row's logits (and, through attention, others'); with no base
     at all the logits differ from those with one."""
-    model = tiny_model(row_context="none", base_rows=True)
+    model = tiny_model(base_rows=True)
     with torch.no_grad():
         model.base_code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -369,7 +369,7 @@ def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
 
 def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny_pipeline, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, row_context="none", row_keys=64, base_rows=True, steps=4)
+    cfg = dataclasses.replace(gcfg, row_keys=64, base_rows=True, steps=4)
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     assert len(gen.bank) == 1
@@ -421,163 +421,6 @@ def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decodi
     assert "a family it never trained on this dataset" in res.err and "expect near-chance accuracy" in res.err
     res = ask("mlp:64-8-4")  # bad input: refused before any note
     assert res.code == 2 and "warning" not in res.err
-
-
-def test_drift_keys_only_for_hidden_rows_of_grouped_tasks():
-    from igpg.generator.data import drift_keys
-
-    cfg = GeneratorConfig(**{**TINY_GEN, "drift_keys": 4096})
-    key = lambda classes: drift_keys([Task.from_classes("digits", classes)], ["mlp:64-16-3"], cfg, 19)[0]  # noqa: E731
-    assert (key([3, 5, 8]) == -1).all()  # no grouped label: no drift keys
-    a = key([[3, 4], 5, 8])
-    assert (a[:16] >= 0).all() and (a[16:] == -1).all()  # hidden rows only
-    assert len({tuple(r.tolist()) for r in a[:16]}) == 16
-    assert not torch.equal(a, key([5, [3, 4], 8]))  # another order is another task
-
-
-# ---- head features (generator/features.py) ----------------------------------------------------------------------
-
-def code_features(arch: str, labels: int):
-    """A stand-in for the tokenizer-backed callback that depends on the hidden codes only (so the parity test can
-    check that the output rows see what was decoded): head features (L, J, 2C) from the hidden rows' codes."""
-    from igpg.generator.features import feature_slots
-
-    lay = row_layout(arch, 8, 2)
-    hidden_chunks = int(lay.chunks[~lay.is_head].sum())
-    fan_in = int(lay.fan_in[lay.is_head][0])
-
-    def fn(codes, side):
-        out = []
-        for c in codes:
-            h = c[:hidden_chunks].float()
-            protos = torch.stack([torch.cos(h[:, 0] * (i + 1))[:fan_in] + h[:, 1].mean() / (i + 1)
-                                  for i in range(labels)])
-            out.append(feature_slots(protos, 8, lay.max_chunks))
-        return out
-
-    return fn
-
-
-@pytest.mark.parametrize("row_context", ["previous", "none"])
-@pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
-def test_kv_cache_parity_with_head_features(arch, row_context):
-    model = tiny_model(row_context=row_context, row_keys=64, base_rows=True, head_features=True)
-    with torch.no_grad():
-        model.feat_proj.weight.normal_(0, 1.0)  # zero at init: make the features count
-    task = Task.from_classes("digits", [3, [4, 6], 8])
-    prof, instr = conditions(task)
-    sc = SamplingConfig(temperature=1.0)
-    kw = dict(bases=[fake_base(arch)], head_features=code_features(arch, 3))
-    codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True, **kw)
-    codes2, _, plain = sample_codes(model, [task], arch, prof, instr, sc, seed=1, use_cache=False, return_logits=True,
-                                    **kw)
-    full = decode_logits_full(model, [task], arch, prof, instr, codes, side=side, **kw)
-    assert torch.equal(codes, codes2)
-    for a, b, c in zip(cached, plain, full):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-5)
-
-
-def test_output_rows_see_the_hidden_rows_through_their_features():
-    """With no row chain, an output row's logits move when the hidden codes move only because its head features
-    do; the hidden rows' own logits never see the features."""
-    model = tiny_model(row_context="none", head_features=True)
-    with torch.no_grad():
-        model.feat_proj.weight.normal_(0, 1.0)
-    task = Task.from_classes("digits", [3, 5, 8])
-    prof, instr = conditions(task)
-    arch = "mlp:64-16-3"
-    fn = code_features(arch, 3)
-    a = torch.zeros(1, count_chunks(arch, 8), 2, dtype=torch.int64)
-    b = a.clone()
-    b[0, :8, 0] = 7  # the first hidden row's codes
-    side = torch.zeros(1, 2, dtype=torch.int64)
-    with torch.no_grad():
-        la = decode_logits_full(model, [task], arch, prof, instr, a, side=side, head_features=fn)
-        lb = decode_logits_full(model, [task], arch, prof, instr, b, side=side, head_features=fn)
-        lz = decode_logits_full(model, [task], arch, prof, instr, b, side=side,
-                                head_features=lambda c, s: [torch.zeros_like(f) for f in fn(c, s)])
-    for r in range(16):  # hidden rows: the same logits whatever the features
-        torch.testing.assert_close(la[r], lb[r])
-        torch.testing.assert_close(lb[r], lz[r])
-    for r in range(16, 19):
-        assert float((la[r] - lb[r]).abs().max()) > 1e-3
-        assert float((lb[r] - lz[r]).abs().max()) > 1e-3
-
-
-def test_feature_slots_lay_each_fan_in_position_on_its_chunk():
-    from igpg.generator.features import feature_slots
-
-    torch.manual_seed(0)
-    protos = torch.randn(3, 20) + 2.0  # 3 labels, a head with fan-in 20: rows of 21 values, 3 chunks of 8
-    slots = feature_slots(protos, 8, 4)
-    assert slots.shape == (3, 4, 16)
-    contrast, proto = slots[..., :8].flatten(1), slots[..., 8:].flatten(1)  # (3, 32) each, position f at f
-    torch.testing.assert_close(contrast.sum(0), torch.zeros(32), atol=1e-5, rtol=0)  # a contrast between labels
-    assert (contrast[:, 20:] == 0).all() and (proto[:, 20:] == 0).all()  # the bias and the padding: nothing
-    torch.testing.assert_close(proto[:, :20] / protos, torch.full((3, 20), float(1 / protos.pow(2).mean().sqrt())))
-    torch.testing.assert_close(feature_slots(protos * 7.5, 8, 4), slots)  # scale-free
-
-
-def test_prototypes_are_label_means_of_the_head_inputs():
-    from igpg.generator.features import prototypes
-
-    for arch in ("mlp:64-16-3", "cnn:1x8x8-4-8-3"):
-        torch.manual_seed(0)
-        net = ArchSpec.parse(arch).build()
-        task = Task.from_classes("digits", [3, [4, 6], 8])
-        x, y = support_set(task, 5, seed=0)
-        p = prototypes(net, x, 3)
-        assert p.shape == (3, net.head.in_features)
-        for i in range(3):
-            torch.testing.assert_close(p[i], net.features(x[y == i]).mean(0))
-        torch.testing.assert_close(net.head(net.features(x)), net(x))
-
-
-def test_head_features_generator_trains_and_decodes_from_its_own_hidden_layers(tiny_zoo, tiny_pipeline, tmp_path):
-    """Trained a few steps, the features a generation used are the prototypes of the returned network's own
-    hidden layers on the request's support samples."""
-    from igpg.generator.features import feature_slots, prototypes
-
-    d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, row_keys=64, base_rows=True, head_features=True, feature_pool=4, steps=4)
-    train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
-    gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
-    assert gen.cfg.head_features and float(gen.model.feat_proj.weight.detach().abs().sum()) > 0  # it learned something
-    seen = []
-    inner = gen._head_features
-
-    def spy(requests, arch, support_x):
-        fn = inner(requests, arch, support_x)
-        return lambda codes, side: seen.append(fn(codes, side)) or seen[-1]
-
-    gen._head_features = spy
-    task = Task.from_classes("digits", [3, [5, 6], 8])
-    net = gen.generate("Classify 3, 5 or 6, and 8", dataset="digits", classes=[3, [5, 6], 8], arch="mlp:64-16-3")
-    net = net.igpg_decoded  # the decoded candidate (the float base may win the support-set selection)
-    assert len(seen) == 1
-    x, _ = support_set(task, cfg.k_support, seed=0)
-    torch.testing.assert_close(seen[0][0], feature_slots(prototypes(net, x, 3), 8, seen[0][0].shape[1]))
-
-
-def test_train_seeds_keep_one_network_per_task_and_every_generic_network(tiny_zoo, tiny_pipeline):
-    from igpg.generator.train import load_examples, select_seeds
-
-    rows = [{"net_id": n, "role": role, "seed": seed} for n, role, seed in
-            (("a", "task", 0), ("b", "task", 1), ("c", "generic", 0), ("d", "task", 0), ("e", "generic", 3))]
-    assert [r["net_id"] for r in select_seeds(rows, (), "z")] == list("abcde")
-    assert [r["net_id"] for r in select_seeds(rows, (0,), "z")] == ["a", "c", "d", "e"]
-    assert [r["net_id"] for r in select_seeds(rows, (1,), "z")] == ["b", "c", "e"]
-    with pytest.raises(IgpgError, match="no training networks of those seeds; its training seeds: 0, 1"):
-        select_seeds(rows, (2,), "z")
-    d, _ = tiny_pipeline  # the tiny zoo trains on seed 0 and holds seed 1 out: held out stays held out
-    gcfg = ParameterGenerator.from_pretrained(d / "gen").cfg  # with the tokenizer's codes per chunk
-    assert len(load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, train_seeds=(0,)))) == \
-        len(load_examples(tiny_zoo, d / "tok" / "codes", gcfg))
-    with pytest.raises(IgpgError, match="its training seeds: 0$"):
-        load_examples(tiny_zoo, d / "tok" / "codes", dataclasses.replace(gcfg, train_seeds=(1,)))
-    with pytest.raises(IgpgError, match="train_seeds must be non-negative integers"):
-        dataclasses.replace(gcfg, train_seeds=(-1,))
 
 
 def test_probe_targets_train_on_the_probe_twins(tiny_zoo, tiny_pipeline, tmp_path):
@@ -648,26 +491,6 @@ def test_head_loss_weight_keeps_every_output_chunk_and_weights_it(tiny_zoo, tiny
         assert train(batch)["codes"] == head_chunks * cfg.codes_per_chunk
     with pytest.raises(IgpgError, match="head_loss_weight must be positive"):
         dataclasses.replace(cfg, head_loss_weight=0.0)
-
-
-def test_grouped_weight_draws_grouped_tasks_more_often_and_uniform_stays_uniform():
-    import random
-
-    from igpg.generator.data import Example, ExampleSampler
-
-    def example(i, classes):
-        return Example(str(i), Task.from_classes("digits", classes), "mlp:64-16-2", torch.zeros(0), torch.zeros(0), [])
-
-    examples = [example(0, [[1, 3], 2]), example(1, [4, 5]), example(2, [6, 7]), example(3, [8, 9])]
-    uniform = ExampleSampler(examples, GeneratorConfig(**TINY_GEN))
-    rng, ref = random.Random(0), random.Random(0)
-    assert [e.net_id for e in uniform.draw(rng, 50)] == [str(ref.randrange(4)) for _ in range(50)]  # as before
-    weighted = ExampleSampler(examples, GeneratorConfig(**{**TINY_GEN, "grouped_weight": 3.0}))
-    draws = [e.net_id for e in weighted.draw(random.Random(0), 6000)]
-    assert abs(draws.count("0") / 6000 - 0.5) < 0.03  # 3 / (3 + 1 + 1 + 1)
-    assert abs(draws.count("1") / 6000 - 1 / 6) < 0.03
-    with pytest.raises(IgpgError, match="grouped_weight must be positive"):
-        GeneratorConfig(**{**TINY_GEN, "grouped_weight": 0.0})
 
 
 def test_row_bags_sum_only_the_chunks_that_exist():

@@ -42,9 +42,7 @@ from igpg.export import MAX_SEED
 from igpg.generator.budget import Budget
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
-from igpg.generator.features import feature_slots, prototypes
 from igpg.generator.model import WeightGenerator
-from igpg.generator.rows import row_layout
 from igpg.generator.sample import SamplingConfig, sample_codes
 from igpg.generator.train import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.text import check_instruction, embed_texts
@@ -225,15 +223,14 @@ class ParameterGenerator:
         instr = embed_texts([r.instruction for r in requests], device=self.device)
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
         bases = [self.base_of(r.task, arch, x) for r, (x, _) in zip(requests, support)]
-        feats = self._head_features(requests, arch, [x for x, _ in support]) if self.cfg.head_features else None
         if books is None:
             codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
-                                       use_cache=self.use_cache, bases=bases, head_features=feats, progress=rows)
+                                       use_cache=self.use_cache, bases=bases, progress=rows)
             states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
         else:
             codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
                                             seed=seeds[0], codebooks=books, mean_from=self.mean_from,
-                                            use_cache=self.use_cache, bases=bases, head_features=feats, progress=rows)
+                                            use_cache=self.use_cache, bases=bases, progress=rows)
             states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
@@ -250,21 +247,6 @@ class ParameterGenerator:
         for i in range(0, len(requests), n):
             out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
         return out
-
-    def _head_features(self, requests: list[Request], arch: str, support_x: list[torch.Tensor]):
-        """The sampling callback of a head_features model: each request's support samples through the hidden layers
-        decoded so far -> its head features (L, J, 2C) (generator/features.py)."""
-        cfg = self.cfg
-        jmax = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk).max_chunks
-
-        def head_features(codes: torch.Tensor, side: torch.Tensor) -> list[torch.Tensor]:
-            out = []
-            for r, c, sd, x in zip(requests, codes, side, support_x):
-                net = ArchSpec.parse(arch).load(self.tokenizer.decode(Codes(arch, c, sd)))
-                out.append(feature_slots(prototypes(net, x, r.task.num_labels), cfg.chunk_size, jmax))
-            return out
-
-        return head_features
 
     def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
                  k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,

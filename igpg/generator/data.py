@@ -8,7 +8,6 @@ a phrasing and a support set (k samples per label from the dataset's train split
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +18,6 @@ from igpg.arch import ACTIVATIONS, ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.generator.base import base_batch, origin_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
-from igpg.generator.features import FEATURE_CHANNELS, feature_slots, sample_prototypes
 from igpg.generator.model import GeneratorConfig, class_slot
 from igpg.generator.rows import RowLayout, codes_to_rows, row_layout
 from igpg.text import embed_texts
@@ -37,7 +35,6 @@ class Example:
     side: torch.Tensor  # (A,) per-layer scale tokens (layer_std normalisation), else empty
     phrasings: list[str]
     base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base.py
-    feats: torch.Tensor | None = None  # (classes, P, F) head inputs on the feature pool: generator/features.py
     siblings: list = dataclasses.field(default_factory=list)  # bases carried over from other architectures
 
 
@@ -119,14 +116,12 @@ def _arch_key(arch: str, compositional: bool = False) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _neuron_keys(prefix: str, arch: str, chunk_size: int, codes_per_chunk: int, slots: int,
-                 hidden_only: bool) -> torch.Tensor:
-    """(R, KEY_HASHES) slots of the keys `prefix|layer|neuron` of an architecture's rows (output rows: -1 if
-    `hidden_only`)."""
+def _neuron_keys(prefix: str, arch: str, chunk_size: int, codes_per_chunk: int, slots: int) -> torch.Tensor:
+    """(R, KEY_HASHES) slots of the keys `prefix|layer|neuron` of an architecture's hidden rows (output rows: -1)."""
     lay = row_layout(arch, chunk_size, codes_per_chunk)
     out = torch.full((len(lay), KEY_HASHES), -1, dtype=torch.int64)
     for r in range(len(lay)):
-        if not (hidden_only and bool(lay.is_head[r])):
+        if not bool(lay.is_head[r]):
             out[r] = torch.tensor(_slots(f"{prefix}|{int(lay.layer_index[r])}|{int(lay.row[r])}", slots))
     return out
 
@@ -168,55 +163,10 @@ def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: in
             n = len(row_layout(a, cfg.chunk_size, cfg.codes_per_chunk))
             hidden = _origin_keys(prefix, a, origins[i, :n], cfg)
         else:
-            hidden = _neuron_keys(prefix, a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys, True)
+            hidden = _neuron_keys(prefix, a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys)
         out[i, : len(hidden), :KEY_HASHES] = hidden
     for i, r, label, prefix in _label_rows(tasks, archs, cfg):
         out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.row_keys)])
-    return out
-
-
-def group_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
-    """(B, R, KEY_HASHES) slots of the key of each output row's class group (-1: not a group, or not an output row)."""
-    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
-    for i, r, label, prefix in _label_rows(tasks, archs, cfg):
-        if len(label) > 1:
-            out[i, r] = torch.tensor(_slots(f"{prefix}|group|{sorted(label)}", cfg.row_keys))
-    return out
-
-
-def task_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
-    """(B, R, KEY_HASHES) slots of the key of (architecture, dataset, ordered labels, layer, neuron) of every row."""
-    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
-    for i, (t, a) in enumerate(zip(tasks, archs)):
-        keys = _neuron_keys(f"{_arch_key(a)}|{t.dataset}|{t.labels}", a, cfg.chunk_size, cfg.codes_per_chunk,
-                            cfg.row_keys, False)
-        out[i, : len(keys)] = keys
-    return out
-
-
-def drift_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int) -> torch.Tensor:
-    """(B, R, KEY_HASHES) slots (of the drift table) of the key of (architecture, dataset, ordered labels, layer,
-    neuron) of every hidden row of a task with a grouped label; -1 elsewhere."""
-    out = torch.full((len(tasks), rmax, KEY_HASHES), -1, dtype=torch.int64)
-    for i, (t, a) in enumerate(zip(tasks, archs)):
-        if t.kind == "grouped":
-            keys = _neuron_keys(f"drift|{_arch_key(a)}|{t.dataset}|{t.labels}", a, cfg.chunk_size,
-                                cfg.codes_per_chunk, cfg.drift_keys, True)
-            out[i, : len(keys)] = keys
-    return out
-
-
-def head_feature_batch(slots: list[torch.Tensor | None], archs: list[str], cfg: GeneratorConfig, rmax: int,
-                       jmax: int) -> torch.Tensor:
-    """Each request's head features (L, J, 2C) (`features.feature_slots`, or None) placed at its output rows ->
-    (B, R, J, 2C), zero for hidden rows."""
-    out = torch.zeros(len(archs), rmax, jmax, FEATURE_CHANNELS * cfg.chunk_size)
-    for i, (f, a) in enumerate(zip(slots, archs)):
-        if f is None:
-            continue
-        lay = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk)
-        heads = lay.is_head.nonzero().squeeze(1)
-        out[i, heads, : f.shape[1]] = f[lay.row[heads]]
     return out
 
 
@@ -250,14 +200,6 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         if tasks is None:
             raise ValueError("row keys need the tasks")  # a programming error, not user input
         rows["keys"] = row_keys(tasks, archs, cfg, rmax, origins)
-        if cfg.group_keys:
-            rows["group_keys"] = group_keys(tasks, archs, cfg, rmax)
-        if cfg.task_keys:
-            rows["task_keys"] = task_keys(tasks, archs, cfg, rmax)
-    if cfg.drift_keys:
-        if tasks is None:
-            raise ValueError("drift keys need the tasks")
-        rows["drift_keys"] = drift_keys(tasks, archs, cfg, rmax)
     return rows, mask, head
 
 
@@ -267,8 +209,6 @@ class ExampleSampler:
     def __init__(self, examples: list[Example], cfg: GeneratorConfig):
         self.examples, self.cfg = examples, cfg
         self.bank = ProfileBank()
-        weights = [cfg.grouped_weight if e.task.kind == "grouped" else 1.0 for e in examples]
-        self._cum_weights = list(itertools.accumulate(weights))
         texts = sorted({p for e in examples for p in e.phrasings})
         self.text_vec = dict(zip(texts, embed_texts(texts))) if texts else {}
 
@@ -276,10 +216,8 @@ class ExampleSampler:
         return self.collate(self.draw(rng, size or self.cfg.batch_size), rng, dropout=True)
 
     def draw(self, rng: random.Random, n: int) -> list[Example]:
-        """n examples, with replacement; grouped-label tasks weighted by `cfg.grouped_weight`."""
-        if self.cfg.grouped_weight == 1.0:  # uniform (the random stream of every model trained before the weights)
-            return [self.examples[rng.randrange(len(self.examples))] for _ in range(n)]
-        return rng.choices(self.examples, cum_weights=self._cum_weights, k=n)
+        """n examples, uniformly with replacement."""
+        return [self.examples[rng.randrange(len(self.examples))] for _ in range(n)]
 
     def collate(self, picked: list[Example], rng: random.Random, dropout: bool) -> dict:
         cfg = self.cfg
@@ -310,8 +248,4 @@ class ExampleSampler:
         batch.update(rows=rows, row_mask=mask, head_label=head, codes=codes, side=side)
         if cfg.base_rows:
             batch["base"], batch["base_side"] = base_batch(bases, archs, cfg, rmax, jmax)
-        if cfg.head_features:
-            slots = [feature_slots(sample_prototypes(e.feats, e.task, cfg.k_support, rng), cfg.chunk_size, e.rows.shape[1])
-                     for e in picked]
-            batch["head_feat"] = head_feature_batch(slots, [e.arch for e in picked], cfg, rmax, jmax)
         return batch

@@ -27,11 +27,9 @@ from x_transformers import Decoder
 from igpg.arch import ACTIVATIONS
 from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
-from igpg.generator.features import FEATURE_CHANNELS
 from igpg.text import TEXT_DIM
 
 
-ROW_CONTEXTS = ("previous", "none")
 SIDE_OFFSET = 128  # side tokens -128..127 are classes 0..255
 SIDE_VOCAB = 256
 
@@ -51,86 +49,18 @@ class GeneratorConfig:
     class_slots: int = 4096  # hashed (dataset, class) table size
     cond_dropout: float = 0.1  # drop instruction / labels independently in training (classifier-free guidance)
     dropout: float = 0.0
-    # in training, with this probability a row sees the previous row's codes corrupted (half of its chunks get
-    # random codes): without it the decoder learns rows as a chain (row r from row r-1's codes), exact under
-    # teacher forcing, and one wrong early row derails every row after it when sampling (measured: see CARD.md)
-    row_code_noise: float = 0.0
-    # what a row position sees of the rows before it: "previous" = a bag of the previous row's codes (an
-    # autoregressive chain over rows); "none" = nothing but the conditions and where the row sits (rows are
-    # conditionally independent given the prefix, codes within a chunk stay autoregressive over levels): no chain
-    # to derail, so free-running decoding sees exactly what teacher forcing saw (see eval/results/generator-ablation.md)
-    row_context: str = "previous"
-    # the instruction alone is dropped this often in training (the labels: cond_dropout); more dropout makes the
-    # generator lean on the labels and samples, which are what fixes the output rows, rather than the wording
-    instr_dropout: float = 0.1
-    # a hashed table of learned row keys (0 = off): every hidden row gets the key of (architecture without its
-    # output count, layer, neuron) and every output row the mean key of (architecture, dataset, class) over the
-    # classes of its label. A zoo built for composition shares hidden layers between all networks of an
-    # architecture and output rows between all tasks holding a class: the keys give the decoder a direct address
-    # for what it must reproduce, where position features alone left it to rebuild that address in attention
-    # (measured: hidden layers of the generic networks came back with relative errors up to 1.0)
+    instr_dropout: float = 0.1  # drop the instruction alone this often in training: lean on the labels and samples
+    # hashed learned row keys (0 = off): a direct address for the hidden rows and class rows shared across the zoo
     row_keys: int = 0
-    # with row_keys: an output row whose label groups several classes also gets the key of (architecture, dataset,
-    # that exact group): a grouped label's row is not the mean of its classes' rows (measured: the grouped-label
-    # tasks are where the keys model fails, eval/results/generator-ablation.md); an unseen group's key is untrained
-    group_keys: bool = False
-    # with row_keys: every row also gets the key of (architecture, dataset, the task's ordered labels, layer,
-    # neuron): the address of a training task's own layers where the zoo fine-tuned them away from the generic
-    # network (an unseen task's key is untrained and adds nothing)
-    task_keys: bool = False
-    # base rows (generator/base.py): every row also sees the codes of the same row of the request's base network
-    # (the generic network's hidden rows; for output rows the mean generic row of the label's classes), per slot in
-    # the slot head and as a bag at the row's position, so that the decoder can copy what the zoo kept from the
-    # generic network and learn only what fine-tuning changed. In training the base is withheld this often, so
-    # that requests with no generic network (an architecture never trained on) decode from the conditions alone
+    # each row also sees the same row of the request's base network (generator/base.py): copy what the zoo kept
     base_rows: bool = False
-    base_dropout: float = 0.1
-    # drift keys (0 = off): a separate hashed table of this many slots (width drift_dim, projected to the model
-    # width) gives each hidden row of a task with a grouped label the key of (architecture, dataset, the ordered
-    # labels, layer, neuron). The zoo fine-tunes the hidden layers of such tasks away from the generic network, the
-    # same way for every seed (measured: seeds of a task 2.2 apart, 9.5 from the generic); with base rows alone the
-    # generated hidden layers stay generic while the output rows fit the fine-tuned ones. An unseen task's key was
-    # never trained (zero, unless it shares a slot with a trained one)
-    drift_keys: int = 0
-    drift_dim: int = 48
-    # head features (generator/features.py): every chunk of an output row also sees its label's prototype (the mean
-    # feature of the label's support samples) computed through the hidden layers of the network being generated,
-    # so that the output rows fit the hidden layers actually decoded (measured: the grouped-label tasks of held-out
-    # seeds failed because the generated output rows fit the zoo network's fine-tuned hidden layers, not the ones
-    # decoded; eval/results/generator-ablation.md). `feature_pool`: training samples per class the training
-    # networks' features are computed on once (a draw averages k of them per label)
-    head_features: bool = False
-    feature_pool: int = 32
-    # zoo seeds whose task networks the generator trains on (empty = every training seed; generic networks always).
-    # The zoo fine-tunes some tasks' hidden layers differently for every seed (grouped labels above all): trained on
-    # two seeds of such a task, the decoder learns the mean of two modes, which is neither network; trained on one,
-    # it has one network to reproduce. Held-out seeds stay held out either way
-    train_seeds: tuple[int, ...] = ()
-    # networks of tasks with a grouped label are drawn this many times as often as the others in training (1 = every
-    # network alike): they are the ones whose hidden layers the zoo fine-tuned away from the generic network, and
-    # the ones the decoder reproduces worst, its own training networks included (eval/results/generator-ablation.md)
-    grouped_weight: float = 1.0
-    # train on a task network's probe twin where the zoo has one (`probes` in the zoo config): the same task, seed
-    # and start, but only the output layer trained, on the generic network's hidden layers. The decoder keeps the
-    # hidden rows at their base anyway (the zoo's fine-tuning drift differs from seed to seed and cannot be
-    # predicted), so it should learn output rows that fit those hidden layers, not the drifted ones (measured:
-    # eval/results/generator-ablation.md, session 7). The evaluation still compares with the fine-tuned networks
+    base_dropout: float = 0.1  # base withheld this often in training, so that a request without one still decodes
+    # train on a grouped task network's probe twin (zoo `probes`): output rows that fit the generic hidden layers
     probe_targets: bool = False
-    # compositional architecture conditioning (for architectures never trained on): row keys name a hidden row by
-    # (family, input, layer, neuron) and an output row by (family, dataset, class), not by the whole architecture,
-    # so that every architecture of a lineage zoo shares them (neuron j of layer l means the same thing there); a
-    # row of a base carried over from another architecture is addressed (key, index embedding) as the neuron it
-    # stands for there (a split copy as its original); and every row and architecture token also sees its
-    # activation, its relative neuron index and its layer's distance from the output
+    # row keys by (family, input, layer, neuron), not by architecture: shared by every architecture of a lineage zoo
     compositional: bool = False
-    # in training, this share of draws sees as its base the generic network of ANOTHER training architecture
-    # (same family and dataset), carried over by `igpg.transform` (widened, deepened, narrowed, ...): what a
-    # request for an architecture never trained on gets as its base. The decoder learns to refine such bases
-    # into the architecture's own network (a lineage zoo makes the two comparable)
-    sibling_bases: float = 0.0
-    # leave-one-dataset-out: networks of these datasets are left out of training (recorded in the checkpoint, so
-    # `igpg eval generator --category "held-out dataset:NAME"` can check that NAME was really held out)
-    exclude_datasets: tuple[str, ...] = ()
+    sibling_bases: float = 0.0  # share of draws based on another architecture's generic network, as new ones are
+    exclude_datasets: tuple[str, ...] = ()  # leave-one-dataset-out: recorded, so the evaluation can check it
     # from the tokenizer (fixed when training starts)
     vocab: int = 1024  # V
     codes_per_chunk: int = 4  # Q
@@ -143,9 +73,7 @@ class GeneratorConfig:
     steps: int = 6000
     batch_size: int = 16
     loss_chunks: int = 2048  # chunks per step whose codes enter the loss (a random subset: the slot head dominates cost)
-    # != 1: every chunk of an output row enters the loss (the random subset is drawn from the hidden rows' chunks),
-    # weighted this many times a hidden chunk. Output rows are a few percent of a network's chunks, and the ones
-    # the decoder writes worst (grouped labels; eval/results/generator-ablation.md, session 7)
+    # != 1: every output-row chunk enters the loss at this weight (they are few, and the hardest to write)
     head_loss_weight: float = 1.0
     lr: float = 6e-4
     warmup: int = 200
@@ -155,23 +83,13 @@ class GeneratorConfig:
     checkpoint_every: int = 500
     families: tuple[str, ...] = ("mlp", "cnn")
     max_depth: dict = field(default_factory=lambda: {"mlp": 8, "cnn": 6})
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.row_context not in ROW_CONTEXTS:
-            raise IgpgError(f"generator config: row_context must be one of {', '.join(ROW_CONTEXTS)}, "
-                            f"got {self.row_context!r}")
-        for key in ("cond_dropout", "instr_dropout", "row_code_noise", "base_dropout", "sibling_bases"):
+        for key in ("cond_dropout", "instr_dropout", "base_dropout", "sibling_bases"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
-        if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in self.train_seeds):
-            raise IgpgError(f"generator config: train_seeds must be non-negative integers, got {list(self.train_seeds)!r}")
         if not self.head_loss_weight > 0:
             raise IgpgError(f"generator config: head_loss_weight must be positive, got {self.head_loss_weight!r}")
-        if not self.grouped_weight > 0:
-            raise IgpgError(f"generator config: grouped_weight must be positive, got {self.grouped_weight!r}")
-        if not isinstance(self.feature_pool, int) or self.feature_pool < 1:
-            raise IgpgError(f"generator config: feature_pool must be a positive integer, got {self.feature_pool!r}")
 
 
 def mean_key(table: nn.Embedding, keys: torch.Tensor) -> torch.Tensor:
@@ -228,16 +146,6 @@ class WeightGenerator(nn.Module):
         self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
         # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
         self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
-        # head features: (contrast, prototype) of each of a chunk's C fan-in positions, into the slot head; zero at
-        # first, so the model starts as one without them; no bias, so a hidden row (zero features) gets nothing
-        if cfg.head_features:
-            self.feat_proj = nn.Linear(FEATURE_CHANNELS * cfg.chunk_size, e, bias=False)
-            nn.init.zeros_(self.feat_proj.weight)
-        # drift keys: their own zero-initialised table, projected to the model width
-        if cfg.drift_keys:
-            self.drift_key_emb = nn.Embedding(cfg.drift_keys, cfg.drift_dim)
-            nn.init.zeros_(self.drift_key_emb.weight)
-            self.drift_proj = nn.Linear(cfg.drift_dim, d, bias=False)
         # base rows: per-slot code embeddings for the slot head, a bag for the row position, the base layer's
         # scale token (index SIDE_VOCAB: none) and whether the row has a base at all
         if cfg.base_rows:
@@ -285,11 +193,7 @@ class WeightGenerator(nn.Module):
             to_out = rows["layers_to_out"].float() / 8
             pos = pos + self.comp_feat(torch.cat([act, rel[..., None], to_out[..., None]], -1))
         if self.row_key_emb is not None:
-            for name in ("keys", "group_keys", "task_keys"):  # each adds its mean key
-                if name in rows:
-                    pos = pos + mean_key(self.row_key_emb, rows[name])
-        if "drift_keys" in rows:
-            pos = pos + self.drift_proj(mean_key(self.drift_key_emb, rows["drift_keys"]))
+            pos = pos + mean_key(self.row_key_emb, rows["keys"])
         return pos
 
     def code_vectors(self, codes: torch.Tensor) -> torch.Tensor:
@@ -330,35 +234,22 @@ class WeightGenerator(nn.Module):
         bag = self._bag(self.base_code_emb, base, self.base_bag_proj)
         return bag * has[..., None] + self.base_side_emb(base_side) + self.base_flag_emb(has)
 
-    def context(self, prev_codes: torch.Tensor) -> torch.Tensor:
-        """What the next row position sees of the row before it: (..., J, Q) codes -> (..., D)."""
-        if self.cfg.row_context == "none":
-            return torch.zeros(*prev_codes.shape[:-2], self.cfg.dim, device=prev_codes.device)
-        return self.bag(prev_codes)
-
     def row_inputs(self, rows: dict, codes: torch.Tensor, head_labels: torch.Tensor) -> torch.Tensor:
         """Inputs of all row positions: position + previous row's codes + (head rows) their label token.
 
         codes (B, R, J, Q) (the teacher's, shifted here), head_labels (B, R, D) (zero for hidden rows)."""
-        prev_codes = codes[:, :-1]
-        if self.training and self.cfg.row_code_noise > 0:
-            row = torch.rand(prev_codes.shape[:2], device=codes.device) < self.cfg.row_code_noise  # (B, R-1)
-            chunk = row[..., None] & (torch.rand(prev_codes.shape[:3], device=codes.device) < 0.5)  # (B, R-1, J)
-            noise = torch.randint_like(prev_codes, self.cfg.vocab)
-            prev_codes = torch.where(chunk[..., None] & (prev_codes >= 0), noise, prev_codes)
-        prev = self.context(prev_codes)
+        prev = self.bag(codes[:, :-1])
         start = self.start_row.expand(codes.shape[0], 1, -1)
         return self.row_position(rows) + torch.cat([start, prev], 1) + head_labels
 
     # ---- the slot head ------------------------------------------------------------------------------------
     def slot_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, prev_codes: torch.Tensor,
-                    base: torch.Tensor | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
+                    base: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of every level of a set of chunks.
 
         h (M, D) hidden state of each chunk's row, chunk_j (M,) chunk index in its row, prev_codes (M, Q) the codes
         of the levels below (teacher forcing; only levels < q are read for level q), base (M, Q) the base row's
-        codes of the same chunk (-1 none; with base_rows), feat (M, 2C) its head features (zero for hidden rows; with
-        head_features) -> (M, Q, V)
+        codes of the same chunk (-1 none; with base_rows) -> (M, Q, V)
         """
         start = self.slot_in(h) + self.chunk_emb(chunk_j)  # (M, E)
         lower = self.code_vectors(prev_codes)  # (M, Q, E)
@@ -366,20 +257,16 @@ class WeightGenerator(nn.Module):
         x = start[:, None] + self.level_emb[None] + lower
         if base is not None:
             x = x + self.base_vectors(base)
-        if feat is not None:
-            x = x + self.feat_proj(feat)[:, None]
         u = self.slot_mlp(self.slot_norm(x))  # (M, Q, E)
         return torch.einsum("mqe,qev->mqv", u, self.to_logits)
 
     def level_logits(self, h: torch.Tensor, chunk_j: torch.Tensor, lower_sum: torch.Tensor, q: int,
-                     base_q: torch.Tensor | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
+                     base_q: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of level q only, given the summed embeddings of the levels below (and the base code of level q,
-        (M,), -1 none; the head features (M, 2C)): (M, V). For sampling."""
+        (M,), -1 none): (M, V). For sampling."""
         x = self.slot_in(h) + self.chunk_emb(chunk_j) + self.level_emb[q] + lower_sum
         if base_q is not None:
             x = x + self.base_code_emb[q, base_q.clamp(min=0)] * (base_q >= 0)[:, None]
-        if feat is not None:
-            x = x + self.feat_proj(feat)
         return self.slot_mlp(self.slot_norm(x)) @ self.to_logits[q]
 
     # ---- training forward -----------------------------------------------------------------------------------
@@ -411,8 +298,7 @@ class WeightGenerator(nn.Module):
             keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         target = b["codes"][bi, ri, ji]  # (M, Q)
-        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None,
-                                  b["head_feat"][bi, ri, ji] if self.cfg.head_features else None)
+        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None)
         if weighted:
             w = torch.ones(len(keep), device=logits.device)
             w[: len(heads)] = self.cfg.head_loss_weight  # the output-row chunks come first

@@ -18,13 +18,9 @@ import torch
 from igpg.distributed import to_device
 from igpg.errors import IgpgError
 from igpg.generator.base import base_batch, origin_batch
-from igpg.generator.data import condition_batch, head_feature_batch, row_batch
+from igpg.generator.data import condition_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
 from igpg.generator.rows import row_layout
-
-
-# (codes (B, N, Q) with the hidden rows decoded, side tokens (B, A)) -> each request's head features (L, J, 2C)
-HeadFeatures = Callable[[torch.Tensor, torch.Tensor], list]
 
 
 MAX_TEMPERATURE = 100.0  # far past where sampling is uniform noise; inf / NaN would give chance-level networks
@@ -103,15 +99,11 @@ class _Stepper:
 def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
                  return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
-                 bases: list | None = None, head_features: HeadFeatures | None = None,
-                 progress: Callable[[int, int], None] | None = None):
+                 bases: list | None = None, progress: Callable[[int, int], None] | None = None):
     """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`), on the CPU; decoding
     runs on the model's device. `progress(rows_done, rows)` is called after each decoded row.
 
     `bases`: with a base_rows model, each request's base (`generator.base.encode_base`'s result, or None).
-    `head_features`: with a head_features model, called once all hidden rows are decoded, with the codes so far
-    (B, N, Q) (output rows still zero) and the side tokens (B, A): each request's head features (L, J, 2C)
-    (`features.feature_slots` of its support samples' prototypes through the decoded hidden layers).
 
     With `return_logits`, also returns the level-0 logits of every chunk in decoding order (for cache parity tests).
     With `codebooks` (Q, V, Dz) (the tokenizer's residual codebooks) and `mean_from`, also returns latents (B, N, Dz):
@@ -159,7 +151,6 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     stepper = _Stepper(model, prefix, use_cache)
     row_in = pos[:, 0] + model.start_row
     logits_trace = []
-    feats = None  # (bb, R, J, 2C) head features, once the hidden rows are decoded
     for r in range(len(lay)):
         h = stepper.step(row_in)  # (bb, D)
         if model.side_head is not None and int(lay.row[r]) == 0:
@@ -167,10 +158,6 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
             if guided:
                 side_logits = side_logits[b:] + sc.guidance * (side_logits[:b] - side_logits[b:])
             side[:, int(lay.layer_index[r])] = _pick(side_logits, sc, gen) - SIDE_OFFSET
-        if cfg.head_features and feats is None and bool(lay.is_head[r]):
-            feats = _head_features(head_features, out, side, arch, cfg, b, len(lay), lay.max_chunks)
-            if guided:
-                feats = feats.repeat(2, 1, 1, 1)
         n = int(lay.chunks[r])
         j = torch.arange(n, device=dev)
         hj = h[:, None].expand(-1, n, -1).reshape(bb * n, -1)
@@ -179,8 +166,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         codes = torch.empty(b, n, q_levels, dtype=torch.int64, device=dev)
         for q in range(q_levels):
             base_q = None if base is None else base[:, r, :n, q].reshape(-1)
-            feat = None if feats is None else feats[:, r, :n].reshape(bb * n, -1)
-            logits = model.level_logits(hj, jj, lower, q, base_q, feat).view(bb, n, -1)
+            logits = model.level_logits(hj, jj, lower, q, base_q).view(bb, n, -1)
             if guided:
                 logits = logits[b:] + sc.guidance * (logits[:b] - logits[b:])
             if return_logits and q == 0:
@@ -198,7 +184,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
         out[:, lay.chunk_index[r, :n]] = codes
         if r + 1 < len(lay):
             both = codes.repeat(2, 1, 1) if guided else codes
-            row_in = pos[:, r + 1] + model.context(both)
+            row_in = pos[:, r + 1] + model.bag(both)
         if progress is not None:
             progress(r + 1, len(lay))
     out, side = out.cpu(), side.cpu()
@@ -209,20 +195,10 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     return (out, side, logits_trace) if return_logits else (out, side)
 
 
-def _head_features(fn: HeadFeatures | None, codes: torch.Tensor, side: torch.Tensor, arch: str, cfg, b: int,
-                   rmax: int, jmax: int) -> torch.Tensor:
-    if fn is None:
-        raise ValueError("a head_features model needs the head_features callback")  # a programming error
-    dev = codes.device  # the callback decodes with the tokenizer, on the CPU
-    return head_feature_batch(fn(codes.cpu(), side.cpu()), [arch] * b, cfg, rmax, jmax).to(dev)
-
-
 def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr, codes: torch.Tensor,
-                       bases: list | None = None, side: torch.Tensor | None = None,
-                       head_features: HeadFeatures | None = None) -> list:
+                       bases: list | None = None) -> list:
     """Level-0 logits of every row, from ONE forward pass over the whole sequence with the given codes (teacher
-    forcing, no cache): what `sample_codes(..., return_logits=True)` must reproduce step by step. A head_features
-    model also needs the side tokens (B, A) and the callback of `sample_codes`."""
+    forcing, no cache): what `sample_codes(..., return_logits=True)` must reproduce step by step."""
     cfg = model.cfg
     b = len(tasks)
     drop = torch.zeros(b, dtype=torch.bool)
@@ -244,9 +220,6 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     if cfg.base_rows:
         base, base_side = base_batch(list(bases or [None] * b), [arch] * b, cfg, len(lay), lay.max_chunks)
         row_in = row_in + model.base_input(base, base_side)
-    feats = None
-    if cfg.head_features:
-        feats = _head_features(head_features, codes, side, arch, cfg, b, len(lay), lay.max_chunks)
     x = torch.cat([prefix, row_in], 1)
     h = model.decoder(x)[:, prefix.shape[1]:]
     out = []
@@ -254,7 +227,6 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
         n = int(lay.chunks[r])
         hj = h[:, r, None].expand(-1, n, -1).reshape(b * n, -1)
         base_q = None if base is None else base[:, r, :n, 0].reshape(-1)
-        feat = None if feats is None or not bool(lay.is_head[r]) else feats[:, r, :n].reshape(b * n, -1)
-        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0, base_q,
-                                      feat).view(b, n, -1))
+        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0, base_q)
+                   .view(b, n, -1))
     return out

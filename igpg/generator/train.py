@@ -28,7 +28,6 @@ from typing import Callable
 import torch
 
 from igpg import distributed
-from igpg.arch import ArchSpec
 from igpg.checkpoint import (
     dataclass_from_dict,
     load_model_state,
@@ -43,7 +42,6 @@ from igpg.errors import IgpgError
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import support_set
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
-from igpg.generator.features import FeaturePool
 from igpg.generator.model import GeneratorConfig, WeightGenerator
 from igpg.generator.rows import row_layout
 from igpg.metrics import MetricsLog
@@ -54,34 +52,28 @@ from igpg.zoo.catalogue import Catalogue
 
 KIND = "igpg-weight-generator"
 TOKENIZER_DIR = "tokenizer"  # a generator directory's own copy of the tokenizer it was trained with
-DRIFT_LR_SCALE = 10.0
 
 
 # upper bounds of the sizes in a generator config (read from a checkpoint's config.json or a YAML file): far above
 # any model igpg trains, far below what would allocate gigabytes before the weights are even read
 LIMITS = {"dim": 4096, "depth": 64, "heads": 64, "slot_dim": 4096, "max_row_index": 2**20, "max_layers": 1024,
           "max_chunks_per_row": 2**16, "max_seq_len": 2**16, "class_slots": 2**20, "row_keys": 2**20,
-          "drift_keys": 2**20, "drift_dim": 4096, "feature_pool": 4096, "vocab": 2**16, "codes_per_chunk": 64,
-          "chunk_size": 4096, "k_support": 1000}
+          "vocab": 2**16, "codes_per_chunk": 64, "chunk_size": 4096, "k_support": 1000}
+
+
+# ablation options removed from the generator (2026-12-02; their figures: eval/results/generator-ablation.md), with
+# the value at which they were off: a config.json written before still loads if it holds them at that value
+REMOVED = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False, "task_keys": False,
+           "drift_keys": 0, "drift_dim": 48, "head_features": False, "feature_pool": 32, "train_seeds": (),
+           "grouped_weight": 1.0, "extra": {}}
 
 
 def config_from_dict(raw: dict) -> GeneratorConfig:
-    return dataclass_from_dict(GeneratorConfig, raw, "generator", LIMITS)
+    return dataclass_from_dict(GeneratorConfig, raw, "generator", LIMITS, REMOVED)
 
 
 def load_generator_config(path: str | Path) -> GeneratorConfig:
     return config_from_dict(read_yaml(path, "generator"))
-
-
-def select_seeds(rows: list, train_seeds: tuple[int, ...], zoo_dir) -> list:
-    """The catalogue rows of the generic networks and of the task networks of `train_seeds` (empty: every row)."""
-    if not train_seeds:
-        return rows
-    seeds = {r["seed"] for r in rows if r["role"] != "generic"}
-    if not seeds & set(train_seeds):
-        raise IgpgError(f"train_seeds {list(train_seeds)}: zoo {zoo_dir} has no training networks of those seeds; "
-                        f"its training seeds: {', '.join(map(str, sorted(seeds)))}")
-    return [r for r in rows if r["role"] == "generic" or r["seed"] in train_seeds]
 
 
 def select_probes(rows: list, probes: list, zoo_dir) -> list:
@@ -110,12 +102,8 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
             raise IgpgError(f"exclude_datasets: {d!r} is not a dataset of zoo {zoo_dir}; its datasets: "
                             f"{', '.join(sorted(known))}")
     rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
-    rows = select_seeds(rows, cfg.train_seeds, zoo_dir)
     if cfg.base_rows and (tokenizer is None or bank is None):
         raise ValueError("base rows need the tokenizer and the generic networks")  # a programming error
-    if cfg.head_features and tokenizer is None:
-        raise ValueError("head features need the tokenizer")  # a programming error
-    pool = FeaturePool(cfg.feature_pool, cfg.seed) if cfg.head_features else None
     codes = load_codes(codes_dir)
     bases: dict[tuple, tuple | None] = {}
     out = []
@@ -142,11 +130,8 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
                     bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
                                               cfg.codes_per_chunk, carried)
                 siblings.append(bases[skey])
-        feats = None
-        if pool is not None:  # the hidden layers as the generator will see them: decoded from the codes
-            feats = pool.features(ArchSpec.parse(r["arch"]).load(tokenizer.decode(c)), r["dataset"])
         out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
-                           base, feats, siblings))
+                           base, siblings))
     if not out:
         raise IgpgError(f"zoo {zoo_dir} has no training networks")
     return out
@@ -174,13 +159,9 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg, tokenizer=tok, bank=bank)
     torch.manual_seed(cfg.seed)
     model = WeightGenerator(cfg).to(ctx.device)
-    sparse = [p for n, p in model.named_parameters() if n == "drift_key_emb.weight"]  # drift keys: own lr
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters()
-                if not (p.ndim >= 2 and "emb" not in n) and n != "drift_key_emb.weight"]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if sparse:  # each key is drawn only with its task (a few % of steps): it learns at DRIFT_LR_SCALE x the lr
-        groups.append({"params": sparse, "weight_decay": 0.0, "lr_scale": DRIFT_LR_SCALE})
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
     rng = random.Random(cfg.seed)
     step = 0
@@ -211,7 +192,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     t0, done_here, losses, shown = time.perf_counter(), 0, [], None
     while step < cfg.steps and (stop_after is None or done_here < stop_after):
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg) * group.get("lr_scale", 1.0)
+            group["lr"] = _lr(step, cfg)
         if ctx.distributed:
             torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step noise, resumable
         batch = sampler.batch(rng)  # the global batch: the same on every rank (one RNG, saved with the checkpoint)
