@@ -133,7 +133,7 @@ def child_quality(args) -> dict:
 
     torch.set_num_threads(1)
     from igpg.data import Task, load_dataset
-    from igpg.evaluate import accuracy
+    from igpg.evaluation.accuracy import accuracy
     from igpg.generator import ParameterGenerator
     from igpg.generator.conditions import support_set
     from igpg.zoo.config import TrainConfig

@@ -16,8 +16,8 @@ import argparse
 import statistics
 
 from igpg.arch import ArchSpec
-from igpg.evaluate import accuracy
-from igpg.evaluation import CATEGORIES, _queries, _test_data, generic_rows_net
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.generator_quality import CATEGORIES, _queries, _test_data, generic_rows_net
 from igpg.generator.api import ParameterGenerator
 from igpg.zoo.catalogue import Catalogue
 

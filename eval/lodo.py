@@ -16,8 +16,8 @@ import json
 import statistics
 from pathlib import Path
 
-from igpg.evaluate import accuracy
-from igpg.evaluation import _queries, _test_data, category_query, evaluate_generator, report_markdown
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.generator_quality import _queries, _test_data, category_query, evaluate_generator, report_markdown
 from igpg.generator import ParameterGenerator
 from igpg.io import atomic_write_text
 from igpg.zoo import Catalogue

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _LAZY = {  # public name -> the module that defines it
     "ArchSpec": "igpg.arch", "parse_arch": "igpg.arch",
     "Dataset": "igpg.data", "Task": "igpg.data", "list_datasets": "igpg.data", "load_dataset": "igpg.data",
-    "evaluate": "igpg.evaluate",
+    "evaluate": "igpg.evaluation.accuracy",
     "ExportRequest": "igpg.export", "export_networks": "igpg.export", "load": "igpg.export",
     "parse_requests": "igpg.export", "read_metadata": "igpg.export",
     "ParameterGenerator": "igpg.generator",  # pulls in x-transformers and sentence-transformers

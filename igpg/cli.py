@@ -273,7 +273,7 @@ def train_tokenizer_cmd(
     """
     from igpg import distributed
     from igpg.tokenizer.codes import extract_codes
-    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.evaluation.tokenizer_fidelity import load_tokenizer_config
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 
@@ -301,8 +301,8 @@ def eval_tokenizer_cmd(
 
     Example: igpg eval tokenizer --zoo zoos/default --tokenizer tokenizers/default --limit 200
     """
-    from igpg.suite.common import write_results
-    from igpg.tokenizer.fidelity import evaluate_tokenizers, report_markdown
+    from igpg.evaluation.heldout import write_results
+    from igpg.evaluation.tokenizer_fidelity import evaluate_tokenizers, report_markdown
 
     if limit is not None and limit < 1:
         raise IgpgError(f"--limit must be at least 1, got {limit}")
@@ -363,7 +363,7 @@ def generate_cmd(
 
     Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
     """
-    from igpg.evaluate import evaluate
+    from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator, SamplingConfig
     from igpg.generator.budget import Budget, parse_size
     from igpg.io import check_writable, locked_dir, remove_stale_temps, save_weights
@@ -440,9 +440,9 @@ def eval_generator_cmd(
 
     Example: igpg eval generator --zoo zoos/default --limit 30
     """
-    from igpg.evaluation import category_query, evaluate_generator, report_markdown
+    from igpg.evaluation.generator_quality import category_query, evaluate_generator, report_markdown
     from igpg.generator import ParameterGenerator
-    from igpg.suite.common import write_results
+    from igpg.evaluation.heldout import write_results
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
@@ -471,7 +471,7 @@ def eval_all_cmd(
 
     Example: igpg eval all --zoo zoos/default --results eval/results
     """
-    from igpg.suite.run import run_all
+    from igpg.evaluation.run_all import run_all
 
     with _Bars() as bars:
         summary = run_all(zoo, results, model=model, quick=quick, skip=tuple(skip or ()), progress=bars,

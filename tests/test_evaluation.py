@@ -8,8 +8,8 @@ import torch
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
-from igpg.evaluation import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.generator_quality import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
 from igpg.zoo import Catalogue
 
 
@@ -60,7 +60,7 @@ def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):
 
 
 def test_report_says_where_the_generator_does_not_beat_generic_rows():
-    from igpg.evaluation import report_markdown
+    from igpg.evaluation.generator_quality import report_markdown
 
     def cat(ratio, transform):
         return {"n": 3, "trained_acc": 0.9, "generated_acc": 0.9 * ratio, "ratio_mean": ratio,
@@ -81,7 +81,7 @@ def test_report_says_where_the_generator_does_not_beat_generic_rows():
 def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_zoo, tiny_pipeline):
     import dataclasses
 
-    from igpg.evaluation import category_query, evaluate_generator
+    from igpg.evaluation.generator_quality import category_query, evaluate_generator
     from igpg.generator import ParameterGenerator
     from igpg.generator.train import load_examples
 
@@ -109,7 +109,7 @@ def test_evaluation_reports_the_transform_baseline_ghn_protocol_and_memorisation
     """A held-out width of the tiny zoo (24, wider than its trained 16) is reported as a wider architecture, beside
     the transform baseline (the 16-wide generic network split to 24: exactly its function), one epoch of fine-tuning
     and the memorisation checks; a seen task's nearest training checkpoint is a real one."""
-    from igpg.evaluation import evaluate_generator, report_markdown
+    from igpg.evaluation.generator_quality import evaluate_generator, report_markdown
     from igpg.generator import ParameterGenerator
 
     d, _ = tiny_pipeline

@@ -13,7 +13,7 @@ from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator import SamplingConfig
 from igpg.generator.sample import _Stepper, sample_codes
-from igpg.tokenizer.fidelity import load_tokenizer_config
+from igpg.evaluation.tokenizer_fidelity import load_tokenizer_config
 from igpg.tokenizer.generic import (
     chunk_state,
     iter_blocks,

@@ -37,7 +37,7 @@ from igpg.checkpoint import save_model
 from igpg.data import Task, load_dataset, using_data_root
 from igpg.device import resolve_device
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.export import MAX_SEED
 from igpg.generator.budget import Budget
 from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base

@@ -26,9 +26,9 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.generator.api import ParameterGenerator
-from igpg.suite.common import (HELDOUT_TASKS, Progress, adam_steps, guard, heldout_queries, instruction_for,
+from igpg.evaluation.heldout import (HELDOUT_TASKS, Progress, adam_steps, guard, heldout_queries, instruction_for,
                                task_splits, write_results)
 from igpg.zoo.catalogue import Catalogue
 

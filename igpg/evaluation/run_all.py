@@ -24,7 +24,7 @@ from pathlib import Path
 from igpg.errors import IgpgError
 from igpg.generator.api import DEFAULT_MODEL, TOKENIZER_DIR, ParameterGenerator
 from igpg.io import atomic_write_text
-from igpg.suite.common import Progress, json_safe, write_results
+from igpg.evaluation.heldout import Progress, json_safe, write_results
 
 PIECES = ("tokenizer", "generator", "fewshot", "finetune", "speed", "plots")
 
@@ -73,11 +73,11 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
             tokenizer: Path | None = None) -> dict:
     """Run every piece not in `skip`; returns the suite summary (written as results/suite.json and .md when nothing
     was skipped)."""
-    from igpg.evaluation import evaluate_generator
-    from igpg.evaluation import report_markdown as generator_markdown
-    from igpg.suite import fewshot, finetune, plots, speed
-    from igpg.tokenizer.fidelity import evaluate_tokenizers
-    from igpg.tokenizer.fidelity import report_markdown as tokenizer_markdown
+    from igpg.evaluation.generator_quality import evaluate_generator
+    from igpg.evaluation.generator_quality import report_markdown as generator_markdown
+    from igpg.evaluation import fewshot, finetune, plots, speed
+    from igpg.evaluation.tokenizer_fidelity import evaluate_tokenizers
+    from igpg.evaluation.tokenizer_fidelity import report_markdown as tokenizer_markdown
     from igpg.zoo.catalogue import Catalogue
 
     unknown = set(skip) - set(PIECES)

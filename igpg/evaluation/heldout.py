@@ -20,8 +20,8 @@ from torch import nn
 from igpg.data import Task, load_dataset
 from igpg.data.datasets import Split
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
-from igpg.evaluation import CATEGORIES, _queries, check_heldout
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.generator_quality import CATEGORIES, _queries, check_heldout
 from igpg.io import atomic_write_text
 from igpg.zoo.catalogue import Catalogue
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.evaluation import TRAIN_ONLY, nearest_trained
+from igpg.evaluation.generator_quality import TRAIN_ONLY, nearest_trained
 from igpg.generator.api import ParameterGenerator
-from igpg.suite.common import (HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits,
+from igpg.evaluation.heldout import (HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits,
                                train_curve, write_results)
 from igpg.zoo.catalogue import Catalogue
 

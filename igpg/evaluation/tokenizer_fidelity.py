@@ -16,7 +16,7 @@ import torch
 from igpg.arch import ArchSpec
 from igpg.checkpoint import read_yaml
 from igpg.data import Task, load_dataset
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.io import load_weights
 from igpg.tokenizer.model import TokenizerConfig
 from igpg.tokenizer.tokenizer import WeightTokenizer, config_from_dict

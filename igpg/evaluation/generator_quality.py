@@ -34,7 +34,7 @@ from igpg.arch import ArchSpec
 from igpg.coverage import arch_kind
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.generator.api import ParameterGenerator
 from igpg.generator.conditions import support_set
 from igpg.generator.base import base_state
@@ -172,8 +172,8 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
                        categories=None, progress: Callable[[str, int, int], None] | None = None,
                        extras: bool = True) -> dict:
     """Generated vs trained per category, beside the baselines (module docstring); with `extras`, also the GHN
-    protocol and the memorisation checks (`igpg.baselines`)."""
-    from igpg.baselines import TrainingPool, memorisation, one_epoch, seed_distance
+    protocol and the memorisation checks (`igpg.evaluation.baselines`)."""
+    from igpg.evaluation.baselines import TrainingPool, memorisation, one_epoch, seed_distance
     from igpg.generator.base import GenericBank
 
     categories = list(categories or DEFAULT_CATEGORIES)

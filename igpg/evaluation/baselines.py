@@ -26,7 +26,7 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.generator.base import GenericBank
 from igpg.transform import transform_state
 from igpg.zoo.catalogue import Catalogue

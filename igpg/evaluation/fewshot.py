@@ -24,10 +24,10 @@ import torch
 
 from igpg.arch import ArchSpec
 from igpg.data.datasets import Split
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.generator.api import ParameterGenerator
 from igpg.generator.conditions import support_set
-from igpg.suite.common import (HELDOUT_TASKS, Progress, fmt, guard, heldout_queries, instruction_for, over_seeds,
+from igpg.evaluation.heldout import (HELDOUT_TASKS, Progress, fmt, guard, heldout_queries, instruction_for, over_seeds,
                                task_splits, train_curve)
 from igpg.zoo.catalogue import Catalogue
 
@@ -97,6 +97,6 @@ def fewshot_markdown(report: dict) -> str:
 
 
 def write_fewshot(report: dict, results: Path) -> list[Path]:
-    from igpg.suite.common import write_results
+    from igpg.evaluation.heldout import write_results
 
     return write_results(results, "fewshot", report, fewshot_markdown(report))
