@@ -273,7 +273,7 @@ def train_tokenizer_cmd(
     """
     from igpg import distributed
     from igpg.tokenizer.codes import extract_codes
-    from igpg.evaluation.tokenizer_fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 
@@ -301,7 +301,7 @@ def eval_tokenizer_cmd(
 
     Example: igpg eval tokenizer --zoo zoos/default --tokenizer tokenizers/default --limit 200
     """
-    from igpg.evaluation.heldout import write_results
+    from igpg.evaluation.results import write_results
     from igpg.evaluation.tokenizer_fidelity import evaluate_tokenizers, report_markdown
 
     if limit is not None and limit < 1:
@@ -440,9 +440,10 @@ def eval_generator_cmd(
 
     Example: igpg eval generator --zoo zoos/default --limit 30
     """
-    from igpg.evaluation.generator_quality import category_query, evaluate_generator, report_markdown
+    from igpg.evaluation.generator_quality import evaluate_generator, report_markdown
+    from igpg.evaluation.heldout import category_query
+    from igpg.evaluation.results import write_results
     from igpg.generator import ParameterGenerator
-    from igpg.evaluation.heldout import write_results
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")

@@ -30,7 +30,7 @@ from igpg.generator.api import DEFAULT_MODEL
 from igpg.generator.train import load_generator_config
 from igpg.io import read_header, save_weights
 from igpg.text import check_instruction
-from igpg.evaluation.tokenizer_fidelity import load_tokenizer_config
+from igpg.tokenizer.tokenizer import load_tokenizer_config
 from igpg.zoo import Catalogue, load_zoo_config
 
 INSTRUCTION = "Classify handwritten digits 3, 5 and 8"

@@ -413,7 +413,7 @@ def write_yaml(path: Path, raw: dict) -> Path:
 def test_tokenizer_training_killed_five_times_resumes_exactly(tiny_zoo, tmp_path):
     from igpg.checkpoint import read_config
     from igpg.tokenizer.codes import extract_codes
-    from igpg.evaluation.tokenizer_fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.tokenizer import KIND, WeightTokenizer
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue

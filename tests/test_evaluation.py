@@ -9,7 +9,8 @@ from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluation.accuracy import accuracy
-from igpg.evaluation.generator_quality import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
+from igpg.evaluation.baselines import generic_rows_net, zoo_mean_net
+from igpg.evaluation.heldout import CATEGORIES, TRAIN_ONLY, check_heldout, select_queries
 from igpg.zoo import Catalogue
 
 
@@ -22,7 +23,7 @@ def test_heldout_guard_refuses_training_networks(tiny_zoo):
         with pytest.raises(IgpgError, match="refusing to report"):
             check_heldout(category, train)
     for category in CATEGORIES:  # every category's own selection passes its own check
-        check_heldout(category, [r for q in _queries(zoo, CATEGORIES[category], 50, 0) for r in q["rows"]])
+        check_heldout(category, [r for q in select_queries(zoo, CATEGORIES[category], 50, 0) for r in q["rows"]])
     with pytest.raises(IgpgError, match="unknown category"):
         check_heldout("held-out everything", train)
 
@@ -81,7 +82,8 @@ def test_report_says_where_the_generator_does_not_beat_generic_rows():
 def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_zoo, tiny_pipeline):
     import dataclasses
 
-    from igpg.evaluation.generator_quality import category_query, evaluate_generator
+    from igpg.evaluation.generator_quality import evaluate_generator
+    from igpg.evaluation.heldout import category_query
     from igpg.generator import ParameterGenerator
     from igpg.generator.train import load_examples
 

@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, save_model
+from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, read_yaml, save_model
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.generic import (
@@ -76,6 +76,11 @@ LIMITS = {"chunk_size": 4096, "codebook_size": 2**16, "num_quantizers": 64, "lat
 
 def config_from_dict(raw: dict) -> TokenizerConfig:
     return dataclass_from_dict(TokenizerConfig, raw, "tokenizer", LIMITS)
+
+
+def load_tokenizer_config(path) -> TokenizerConfig:
+    """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
+    return config_from_dict(read_yaml(path, "tokenizer"))
 
 
 class WeightTokenizer:
