@@ -122,7 +122,7 @@ def test_compositional_keys_are_shared_across_widths_and_depths_and_features_see
 
 
 def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_training(tiny_zoo, tiny_pipeline):
-    from igpg.generator.base import GenericBank
+    from igpg.generator.base_rows import GenericBank
     from igpg.generator.data import ExampleSampler
     from igpg.generator.train import load_examples
     from igpg.tokenizer.tokenizer import WeightTokenizer
@@ -275,7 +275,7 @@ def test_task_keys_follow_the_ordered_labels():
 
 
 
-# ---- base rows (generator/base.py) ------------------------------------------------------------------------------
+# ---- base rows (generator/base_rows.py) ------------------------------------------------------------------------------
 
 def fake_base(arch: str, seed: int = 0):
     """Random base row codes and side tokens shaped for `arch` (what `encode_base` returns)."""
@@ -326,7 +326,7 @@ def test_every_row_sees_its_own_base_row():
 
 
 def test_base_state_is_the_generic_rows_of_the_labels():
-    from igpg.generator.base import GenericBank, base_state
+    from igpg.generator.base_rows import GenericBank, base_state
 
     spec = ArchSpec.parse("mlp:64-16-10")
     torch.manual_seed(0)
@@ -350,7 +350,7 @@ def test_base_state_is_the_generic_rows_of_the_labels():
 
 def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
     """Held-out architectures stay held out: their generic networks never become bases; the bank round-trips."""
-    from igpg.generator.base import GenericBank
+    from igpg.generator.base_rows import GenericBank
     from igpg.zoo import Catalogue
 
     bank = GenericBank.from_zoo(tiny_zoo)

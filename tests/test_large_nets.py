@@ -13,7 +13,7 @@ from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator import SamplingConfig
 from igpg.generator.sample import _Stepper, sample_codes
-from igpg.tokenizer.generic import (
+from igpg.tokenizer.any_state_chunking import (
     chunk_state,
     iter_blocks,
     plan_blocks,

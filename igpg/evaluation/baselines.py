@@ -37,7 +37,7 @@ from torch import nn
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluation.accuracy import accuracy
-from igpg.generator.base import GenericBank, base_state
+from igpg.generator.base_rows import GenericBank, base_state
 from igpg.transform import transform_state
 from igpg.zoo.catalogue import Catalogue
 

@@ -18,7 +18,7 @@ from igpg.evaluation.baselines import (TrainingPool, generic_rows_net, memorisat
                                        seed_distance, zoo_mean_net)
 from igpg.evaluation.heldout import DEFAULT_CATEGORIES, TRAIN_ONLY, category_queries, category_query
 from igpg.generator.api import ParameterGenerator
-from igpg.generator.base import GenericBank
+from igpg.generator.base_rows import GenericBank
 from igpg.generator.conditions import support_set
 from igpg.zoo.catalogue import Catalogue
 

@@ -14,7 +14,7 @@ A generator directory (what `igpg train generator` writes and `save_pretrained` 
     DIR/CARD.md                              what it is and how it measures (released models)
 
 A base_rows generator (the released default) starts every request from the generic network of its hidden layers
-and dataset, shipped in the model directory's generic/ (generator/base.py); `net.igpg_base` says whether one was
+and dataset, shipped in the model directory's generic/ (generator/base_rows.py); `net.igpg_base` says whether one was
 found (without one the network is decoded from the conditions alone, near chance for the released default).
 """
 
@@ -40,7 +40,7 @@ from igpg.errors import IgpgError
 from igpg.evaluation.accuracy import accuracy
 from igpg.export import MAX_SEED
 from igpg.generator.budget import Budget
-from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
+from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.features import feature_slots, prototypes
 from igpg.generator.model import WeightGenerator

@@ -17,7 +17,7 @@ import torch
 
 from igpg.distributed import to_device
 from igpg.errors import IgpgError
-from igpg.generator.base import base_batch, origin_batch
+from igpg.generator.base_rows import base_batch, origin_batch
 from igpg.generator.data import condition_batch, head_feature_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
 from igpg.generator.rows import row_layout

@@ -40,7 +40,7 @@ from igpg.checkpoint import (
 )
 from igpg.data import Task
 from igpg.errors import IgpgError
-from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
+from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import support_set
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
 from igpg.generator.features import FeaturePool
