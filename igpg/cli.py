@@ -327,7 +327,8 @@ def train_generator_cmd(
     Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
     """
     from igpg import distributed
-    from igpg.generator.train import load_generator_config, train_generator
+    from igpg.generator.model_dir import load_generator_config
+    from igpg.generator.train import train_generator
     from igpg.zoo import Catalogue
 
     cfg = load_generator_config(config)
@@ -383,11 +384,11 @@ def generate_cmd(
     gen.budget = budget
     req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
-    note = gen.coverage_note(arch, dataset)
+    note = gen.coverage_note(req.spec, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     with _Bars() as bars:
-        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
+        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, samples=samples, seed=seed,
                            k=k, temperature=temperature, guidance=guidance, data_root=data_root, progress=bars)
     acc = evaluate(net, dataset, classes, split="test", data_root=data_root)  # the string the task was parsed from
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's

@@ -27,7 +27,7 @@ from conftest import TINY, igpg_subprocess
 from igpg import ArchSpec, ExportRequest, IgpgError, Task, export_networks, load, load_dataset, parse_requests
 from igpg.checkpoint import read_config
 from igpg.generator.api import DEFAULT_MODEL
-from igpg.generator.train import load_generator_config
+from igpg.generator.model_dir import load_generator_config
 from igpg.io import read_header, save_weights
 from igpg.text import check_instruction
 from igpg.tokenizer.tokenizer import load_tokenizer_config

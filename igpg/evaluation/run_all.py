@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from igpg.errors import IgpgError
-from igpg.generator.api import DEFAULT_MODEL, TOKENIZER_DIR, ParameterGenerator
+from igpg.generator.api import DEFAULT_MODEL, ParameterGenerator
+from igpg.generator.model_dir import TOKENIZER_DIR
 from igpg.io import atomic_write_text
 from igpg.evaluation.heldout import Progress
 from igpg.evaluation.results import write_json, write_results

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from igpg.arch import ArchSpec
 from igpg.distributed import to_device
 from igpg.errors import IgpgError
 from igpg.generator.base_rows import base_batch, origin_batch
@@ -100,7 +101,7 @@ class _Stepper:
 
 
 @torch.no_grad()
-def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
+def sample_codes(model: WeightGenerator, tasks, arch: ArchSpec, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
                  return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
                  bases: list | None = None, head_features: HeadFeatures | None = None,

@@ -30,10 +30,8 @@ import torch
 from igpg import distributed
 from igpg.arch import ArchSpec
 from igpg.checkpoint import (
-    dataclass_from_dict,
     load_model_state,
     load_training_state,
-    read_yaml,
     read_config,
     save_checkpoint,
     truncate_metrics,
@@ -45,6 +43,7 @@ from igpg.generator.conditions import support_set
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
 from igpg.generator.features import FeaturePool
 from igpg.generator.model import GeneratorConfig, WeightGenerator
+from igpg.generator.model_dir import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.generator.rows import row_layout
 from igpg.metrics import MetricsLog
 from igpg.tokenizer.codes import load_codes
@@ -52,25 +51,7 @@ from igpg.tokenizer.tokenizer import WeightTokenizer
 from igpg.tokenizer.train import PROBES, TRAIN_SPLIT
 from igpg.zoo.catalogue import Catalogue
 
-KIND = "igpg-weight-generator"
-TOKENIZER_DIR = "tokenizer"  # a generator directory's own copy of the tokenizer it was trained with
 DRIFT_LR_SCALE = 10.0
-
-
-# upper bounds of the sizes in a generator config (read from a checkpoint's config.json or a YAML file): far above
-# any model igpg trains, far below what would allocate gigabytes before the weights are even read
-LIMITS = {"dim": 4096, "depth": 64, "heads": 64, "slot_dim": 4096, "max_row_index": 2**20, "max_layers": 1024,
-          "max_chunks_per_row": 2**16, "max_seq_len": 2**16, "class_slots": 2**20, "row_keys": 2**20,
-          "drift_keys": 2**20, "drift_dim": 4096, "feature_pool": 4096, "vocab": 2**16, "codes_per_chunk": 64,
-          "chunk_size": 4096, "k_support": 1000}
-
-
-def config_from_dict(raw: dict) -> GeneratorConfig:
-    return dataclass_from_dict(GeneratorConfig, raw, "generator", LIMITS)
-
-
-def load_generator_config(path: str | Path) -> GeneratorConfig:
-    return config_from_dict(read_yaml(path, "generator"))
 
 
 def select_seeds(rows: list, train_seeds: tuple[int, ...], zoo_dir) -> list:
