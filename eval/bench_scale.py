@@ -21,7 +21,7 @@ Unless --no-quality: do large networks work? `mlp:784-512-512-10` on mnist and `
 network of the architecture trained on the task, and that network through the tokenizer.
 
 Then, unless --no-resnet: torchvision's resnet18 (11.7M parameters, weights=None) through the released tokenizer
-by the generic state-dict path (tokenizer/generic.py: encode_state / decode_state, blocks of 4096 chunks): time,
+by the generic state-dict path (tokenizer/any_state_chunking.py: encode_state / decode_state, blocks of 4096 chunks): time,
 peak memory and reconstruction error. The tokenizer never saw a ResNet; this says how far it carries, no more.
 
 The machine is shared (2 cores, other jobs training in the background): timings are noisy, and the printed
@@ -133,7 +133,7 @@ def child_quality(args) -> dict:
 
     torch.set_num_threads(1)
     from igpg.data import Task, load_dataset
-    from igpg.evaluate import accuracy
+    from igpg.evaluation.accuracy import accuracy
     from igpg.generator import ParameterGenerator
     from igpg.generator.conditions import support_set
     from igpg.zoo.config import TrainConfig
@@ -169,7 +169,7 @@ def child_resnet(args) -> dict:
     import torchvision
 
     torch.set_num_threads(1)
-    from igpg.tokenizer.generic import reconstruction_error, state_schema
+    from igpg.tokenizer.any_state_chunking import reconstruction_error, state_schema
     from igpg.tokenizer.tokenizer import WeightTokenizer
 
     tok = WeightTokenizer.load(args.tokenizer or ROOT / "tokenizers" / "default")

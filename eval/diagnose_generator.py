@@ -16,8 +16,10 @@ import argparse
 import statistics
 
 from igpg.arch import ArchSpec
-from igpg.evaluate import accuracy
-from igpg.evaluation import CATEGORIES, _queries, _test_data, generic_rows_net
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.baselines import generic_rows_net
+from igpg.evaluation.generator_quality import _test_data
+from igpg.evaluation.heldout import CATEGORIES, select_queries
 from igpg.generator.api import ParameterGenerator
 from igpg.zoo.catalogue import Catalogue
 
@@ -39,7 +41,7 @@ def main() -> None:
     gen = ParameterGenerator.from_pretrained(args.model, tokenizer=args.tokenizer)
     zoo = Catalogue(args.zoo)
     rows = []
-    for q in _queries(zoo, CATEGORIES[args.category], args.limit, seed=len(args.category)):
+    for q in select_queries(zoo, CATEGORIES[args.category], args.limit, seed=len(args.category)):
         data = _test_data(q["dataset"], q["labels"])
         ref = zoo.load(q["rows"][0]["net_id"])
         rs = ref.state_dict()

@@ -12,14 +12,14 @@ that trained on NAME.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-from igpg.evaluate import accuracy
-from igpg.evaluation import _queries, _test_data, category_query, evaluate_generator, report_markdown
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.generator_quality import _test_data, evaluate_generator, report_markdown
+from igpg.evaluation.heldout import category_query, select_queries
+from igpg.evaluation.results import write_results
 from igpg.generator import ParameterGenerator
-from igpg.io import atomic_write_text
 from igpg.zoo import Catalogue
 
 
@@ -46,7 +46,7 @@ def main() -> None:
     if args.reference:
         ref = ParameterGenerator.from_pretrained(args.reference, tokenizer=args.tokenizer)
         zoo = Catalogue(args.zoo)
-        queries = _queries(zoo, category_query(cat, gen), args.limit, seed=len(cat))  # the report's own queries
+        queries = select_queries(zoo, category_query(cat, gen), args.limit, seed=len(cat))  # the report's own queries
         ratios = []
         for q, pq in zip(queries, rep["categories"][cat]["queries"]):
             assert (q["task_id"], q["arch"]) == (pq["task_id"], pq["arch"])
@@ -61,8 +61,7 @@ def main() -> None:
         md += (f"\nReference on the same queries and seeds (**not** held out): `{ref.name}`, a generator that trained "
                f"with {args.dataset} networks, reaches ratio {statistics.mean(ratios):.4f} (median "
                f"{statistics.median(ratios):.4f}).\n")
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(rep, indent=1))
-    atomic_write_text(args.out.with_suffix(".md"), md)
+    write_results(args.out.parent, args.out.stem, rep, md)  # NaN (a baseline with no network) as null
     print(md)
 
 

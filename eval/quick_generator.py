@@ -13,7 +13,7 @@ import argparse
 import functools
 import time
 
-from igpg.evaluation import DEFAULT_CATEGORIES, evaluate_generator
+from igpg.evaluation.generator_quality import DEFAULT_CATEGORIES, evaluate_generator
 from igpg.generator.api import ParameterGenerator
 
 

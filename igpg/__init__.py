@@ -15,9 +15,9 @@ from igpg.errors import IgpgError
 __version__ = "0.1.0"
 
 _LAZY = {  # public name -> the module that defines it
-    "ArchSpec": "igpg.arch", "parse_arch": "igpg.arch",
+    "ArchSpec": "igpg.arch",
     "Dataset": "igpg.data", "Task": "igpg.data", "list_datasets": "igpg.data", "load_dataset": "igpg.data",
-    "evaluate": "igpg.evaluate",
+    "evaluate": "igpg.evaluation.accuracy",
     "ExportRequest": "igpg.export", "export_networks": "igpg.export", "load": "igpg.export",
     "parse_requests": "igpg.export", "read_metadata": "igpg.export",
     "ParameterGenerator": "igpg.generator",  # pulls in x-transformers and sentence-transformers
@@ -40,5 +40,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "Task", "evaluate",
-           "export_networks", "import_zoo", "list_datasets", "load", "load_dataset", "parse_arch", "parse_requests",
+           "export_networks", "import_zoo", "list_datasets", "load", "load_dataset", "parse_requests",
            "read_metadata"]

@@ -302,9 +302,6 @@ class Net(nn.Module):
         return x
 
 
-parse_arch = ArchSpec.parse
-
-
 # ---- validation shared by parse and __post_init__ ----
 def _int(value: object) -> int:
     if isinstance(value, bool):

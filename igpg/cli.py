@@ -273,7 +273,7 @@ def train_tokenizer_cmd(
     """
     from igpg import distributed
     from igpg.tokenizer.codes import extract_codes
-    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 
@@ -301,8 +301,8 @@ def eval_tokenizer_cmd(
 
     Example: igpg eval tokenizer --zoo zoos/default --tokenizer tokenizers/default --limit 200
     """
-    from igpg.suite.common import write_results
-    from igpg.tokenizer.fidelity import evaluate_tokenizers, report_markdown
+    from igpg.evaluation.results import write_results
+    from igpg.evaluation.tokenizer_fidelity import evaluate_tokenizers, report_markdown
 
     if limit is not None and limit < 1:
         raise IgpgError(f"--limit must be at least 1, got {limit}")
@@ -327,7 +327,8 @@ def train_generator_cmd(
     Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
     """
     from igpg import distributed
-    from igpg.generator.train import load_generator_config, train_generator
+    from igpg.generator.model_dir import load_generator_config
+    from igpg.generator.train import train_generator
     from igpg.zoo import Catalogue
 
     cfg = load_generator_config(config)
@@ -363,7 +364,7 @@ def generate_cmd(
 
     Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
     """
-    from igpg.evaluate import evaluate
+    from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator, SamplingConfig
     from igpg.generator.budget import Budget, parse_size
     from igpg.io import check_writable, locked_dir, remove_stale_temps, save_weights
@@ -383,11 +384,11 @@ def generate_cmd(
     gen.budget = budget
     req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
-    note = gen.coverage_note(arch, dataset)
+    note = gen.coverage_note(req.spec, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     with _Bars() as bars:
-        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=arch, samples=samples, seed=seed,
+        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, samples=samples, seed=seed,
                            k=k, temperature=temperature, guidance=guidance, data_root=data_root, progress=bars)
     acc = evaluate(net, dataset, classes, split="test", data_root=data_root)  # the string the task was parsed from
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
@@ -440,9 +441,10 @@ def eval_generator_cmd(
 
     Example: igpg eval generator --zoo zoos/default --limit 30
     """
-    from igpg.evaluation import category_query, evaluate_generator, report_markdown
+    from igpg.evaluation.generator_quality import evaluate_generator, report_markdown
+    from igpg.evaluation.heldout import category_query
+    from igpg.evaluation.results import write_results
     from igpg.generator import ParameterGenerator
-    from igpg.suite.common import write_results
 
     if limit < 1 or samples < 1:
         raise IgpgError("--limit and --samples must be at least 1")
@@ -471,7 +473,7 @@ def eval_all_cmd(
 
     Example: igpg eval all --zoo zoos/default --results eval/results
     """
-    from igpg.suite.run import run_all
+    from igpg.evaluation.run_all import run_all
 
     with _Bars() as bars:
         summary = run_all(zoo, results, model=model, quick=quick, skip=tuple(skip or ()), progress=bars,

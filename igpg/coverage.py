@@ -4,7 +4,7 @@
     print(describe(trained))                            # families, widths, depths, activations, datasets
 
 `trained` is a set of (architecture, dataset) pairs: a generator's are the keys of its generic networks (the
-training architectures with all classes; `generator/base.py`), which travel with every generator checkpoint.
+training architectures with all classes; `generator/base_rows.py`), which travel with every generator checkpoint.
 """
 
 from __future__ import annotations

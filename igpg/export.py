@@ -35,7 +35,7 @@ from torch import nn
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError, one_line
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.io import atomic_write_text, check_writable, load_weights, read_header, save_weights, sha256_file, temp_pattern
 from igpg.text import check_instruction
 

@@ -3,7 +3,7 @@
     state = transform_state(generic_state, ArchSpec.parse("mlp:64-32-10"), ArchSpec.parse("mlp:64-48-48-10"))
 
 This is the learngene / Net2Net family of baselines (Net2Net, arXiv 1511.05641; FRONT, WAVE), and the bases the
-generator refines for architectures it never trained on (generator/base.py). Each step is exact (the new network
+generator refines for architectures it never trained on (generator/base_rows.py). Each step is exact (the new network
 computes the same function) or as close as a data-free rule gets; `plan_cost` scores a source architecture for a
 target, so that callers pick the source that needs the fewest lossy steps. Steps, in order:
 
@@ -25,7 +25,7 @@ target, so that callers pick the source that needs the fewest lossy steps. Steps
   cropped around their centre (lossy).
 - activation: swapped as is (lossy unless equal).
 
-Output rows are left as the source's (a generic network's classes); `generator.base.base_state` selects them.
+Output rows are left as the source's (a generic network's classes); `generator.base_rows.base_state` selects them.
 
 Shape legend: O out features (neurons / channels), I in features, k kernel, D flat input size.
 """

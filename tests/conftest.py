@@ -66,7 +66,7 @@ def tiny_pipeline(tiny_zoo, tmp_path_factory):
     from igpg.generator import GeneratorConfig
     from igpg.generator.train import train_generator
     from igpg.tokenizer.codes import extract_codes
-    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 

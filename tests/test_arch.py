@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from igpg.arch import ACTIVATIONS, KERNELS, MAX_DEPTH, ArchSpec, parse_arch
+from igpg.arch import ACTIVATIONS, KERNELS, MAX_DEPTH, ArchSpec
 from igpg.errors import IgpgError
 
 
@@ -37,7 +37,6 @@ def test_string_round_trip(spec):
     text = str(spec)
     assert ArchSpec.parse(text) == spec
     assert str(ArchSpec.parse(text)) == text
-    assert parse_arch(text) == spec
 
 
 @given(specs(), st.sampled_from(["", " ", "  \t"]), st.booleans())

@@ -27,10 +27,10 @@ from conftest import TINY, igpg_subprocess
 from igpg import ArchSpec, ExportRequest, IgpgError, Task, export_networks, load, load_dataset, parse_requests
 from igpg.checkpoint import read_config
 from igpg.generator.api import DEFAULT_MODEL
-from igpg.generator.train import load_generator_config
+from igpg.generator.model_dir import load_generator_config
 from igpg.io import read_header, save_weights
 from igpg.text import check_instruction
-from igpg.tokenizer.fidelity import load_tokenizer_config
+from igpg.tokenizer.tokenizer import load_tokenizer_config
 from igpg.zoo import Catalogue, load_zoo_config
 
 INSTRUCTION = "Classify handwritten digits 3, 5 and 8"

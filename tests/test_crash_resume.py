@@ -413,7 +413,7 @@ def write_yaml(path: Path, raw: dict) -> Path:
 def test_tokenizer_training_killed_five_times_resumes_exactly(tiny_zoo, tmp_path):
     from igpg.checkpoint import read_config
     from igpg.tokenizer.codes import extract_codes
-    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.tokenizer import KIND, WeightTokenizer
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
@@ -446,7 +446,8 @@ def test_tokenizer_training_killed_five_times_resumes_exactly(tiny_zoo, tmp_path
 def test_generator_training_killed_five_times_resumes_exactly(tiny_zoo, tiny_pipeline, tmp_path):
     from igpg.checkpoint import load_model_state, read_config
     from igpg.generator.model import WeightGenerator
-    from igpg.generator.train import KIND, config_from_dict, load_generator_config, train_generator
+    from igpg.generator.model_dir import KIND, config_from_dict, load_generator_config
+    from igpg.generator.train import train_generator
 
     d, _ = tiny_pipeline
     raw = {**yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text()),

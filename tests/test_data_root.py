@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
-from igpg.evaluate import evaluate
+from igpg.evaluation.accuracy import evaluate
 from igpg.generator import ParameterGenerator
 from igpg.generator.rows import row_layout
 from test_data import _fake_mnist_root

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from igpg.errors import IgpgError
-from igpg.evaluation import TRAIN_ONLY, _queries
+from igpg.evaluation.heldout import TRAIN_ONLY, select_queries
 from igpg.zoo import Catalogue
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -112,15 +112,15 @@ def test_generator_results_feed_the_scatter(quick_run):
 def test_heldout_guard_refuses_training_networks(tiny_zoo, tiny_pipeline):
     """Every suite figure on held-out tasks refuses queries whose networks the catalogue flags as training ones."""
     from igpg.generator import ParameterGenerator
-    from igpg.suite.common import heldout_queries
-    from igpg.suite.fewshot import run_fewshot
-    from igpg.suite.finetune import run_finetune
-    from igpg.suite.speed import run_speed
+    from igpg.evaluation.heldout import heldout_queries
+    from igpg.evaluation.fewshot import run_fewshot
+    from igpg.evaluation.finetune import run_finetune
+    from igpg.evaluation.speed import run_speed
 
     d, _ = tiny_pipeline
     gen = ParameterGenerator.from_pretrained(d / "gen")
     zoo = Catalogue(tiny_zoo)
-    training = _queries(zoo, TRAIN_ONLY, 2, 0)
+    training = select_queries(zoo, TRAIN_ONLY, 2, 0)
     held = heldout_queries(zoo, 50)
     zoo.close()
     assert training and held and all(r["task_split"] == "test" for q in held for r in q["rows"])
@@ -136,11 +136,12 @@ def test_heldout_guard_refuses_training_networks(tiny_zoo, tiny_pipeline):
 
 def test_train_curve_records_accuracy_before_and_after(tiny_zoo):
     from igpg.arch import ArchSpec
-    from igpg.evaluate import accuracy
-    from igpg.suite.common import task_splits, train_curve
+    from igpg.evaluation.accuracy import accuracy
+    from igpg.evaluation.heldout import task_splits
+    from igpg.evaluation.train_curve import train_curve
 
     zoo = Catalogue(tiny_zoo)
-    q = _queries(zoo, TRAIN_ONLY, 1, 0)[0]
+    q = select_queries(zoo, TRAIN_ONLY, 1, 0)[0]
     zoo.close()
     _, train, test = task_splits(q)
     torch.manual_seed(0)

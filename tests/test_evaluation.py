@@ -8,8 +8,9 @@ import torch
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
-from igpg.evaluation import (CATEGORIES, TRAIN_ONLY, _queries, check_heldout, generic_rows_net, zoo_mean_net)
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.baselines import generic_rows_net, zoo_mean_net
+from igpg.evaluation.heldout import CATEGORIES, TRAIN_ONLY, check_heldout, select_queries
 from igpg.zoo import Catalogue
 
 
@@ -22,7 +23,7 @@ def test_heldout_guard_refuses_training_networks(tiny_zoo):
         with pytest.raises(IgpgError, match="refusing to report"):
             check_heldout(category, train)
     for category in CATEGORIES:  # every category's own selection passes its own check
-        check_heldout(category, [r for q in _queries(zoo, CATEGORIES[category], 50, 0) for r in q["rows"]])
+        check_heldout(category, [r for q in select_queries(zoo, CATEGORIES[category], 50, 0) for r in q["rows"]])
     with pytest.raises(IgpgError, match="unknown category"):
         check_heldout("held-out everything", train)
 
@@ -60,7 +61,7 @@ def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):
 
 
 def test_report_says_where_the_generator_does_not_beat_generic_rows():
-    from igpg.evaluation import report_markdown
+    from igpg.evaluation.generator_quality import report_markdown
 
     def cat(ratio, transform):
         return {"n": 3, "trained_acc": 0.9, "generated_acc": 0.9 * ratio, "ratio_mean": ratio,
@@ -81,7 +82,8 @@ def test_report_says_where_the_generator_does_not_beat_generic_rows():
 def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_zoo, tiny_pipeline):
     import dataclasses
 
-    from igpg.evaluation import category_query, evaluate_generator
+    from igpg.evaluation.generator_quality import evaluate_generator
+    from igpg.evaluation.heldout import category_query
     from igpg.generator import ParameterGenerator
     from igpg.generator.train import load_examples
 
@@ -109,7 +111,7 @@ def test_evaluation_reports_the_transform_baseline_ghn_protocol_and_memorisation
     """A held-out width of the tiny zoo (24, wider than its trained 16) is reported as a wider architecture, beside
     the transform baseline (the 16-wide generic network split to 24: exactly its function), one epoch of fine-tuning
     and the memorisation checks; a seen task's nearest training checkpoint is a real one."""
-    from igpg.evaluation import evaluate_generator, report_markdown
+    from igpg.evaluation.generator_quality import evaluate_generator, report_markdown
     from igpg.generator import ParameterGenerator
 
     d, _ = tiny_pipeline

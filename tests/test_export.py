@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
-from igpg.evaluate import evaluate
+from igpg.evaluation.accuracy import evaluate
 from igpg.export import ExportRequest, export_networks, load, parse_requests, read_manifest, read_metadata
 from igpg.io import save_weights, sha256_file
 from igpg.zoo.catalogue import exclusive_lock

@@ -117,7 +117,7 @@ def test_compositional_keys_are_shared_across_widths_and_depths_and_features_see
 
 
 def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_training(tiny_zoo, tiny_pipeline):
-    from igpg.generator.base import GenericBank
+    from igpg.generator.base_rows import GenericBank
     from igpg.generator.data import ExampleSampler
     from igpg.generator.train import load_examples
     from igpg.tokenizer.tokenizer import WeightTokenizer
@@ -160,7 +160,7 @@ OLD_NEUTRAL = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": F
 def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
     from igpg.checkpoint import read_config
     from igpg.generator.api import DEFAULT_MODEL
-    from igpg.generator.train import KIND, config_from_dict
+    from igpg.generator.model_dir import KIND, config_from_dict
 
     raw = read_config(DEFAULT_MODEL, KIND)
     released = config_from_dict(raw)
@@ -172,7 +172,7 @@ def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
 @pytest.mark.parametrize("key, value", [("head_features", True), ("row_context", "none"), ("row_code_noise", 0.5),
                                         ("train_seeds", [0]), ("group_keys", 1), ("extra", {"x": 1})])
 def test_a_removed_option_set_on_is_refused_in_one_line(key, value):
-    from igpg.generator.train import config_from_dict
+    from igpg.generator.model_dir import config_from_dict
 
     with pytest.raises(IgpgError, match=f"^generator config: option '{key}' was removed; an old config may hold it "
                                         r"only at its neutral value .+, got .+$"):
@@ -276,7 +276,7 @@ def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, 
         train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=12, lr=0.1), tmp_path / "g")
 
 
-# ---- base rows (generator/base.py) ------------------------------------------------------------------------------
+# ---- base rows (generator/base_rows.py) ---------------------------------------------------------------------------
 
 def fake_base(arch: str, seed: int = 0):
     """Random base row codes and side tokens shaped for `arch` (what `encode_base` returns)."""
@@ -326,7 +326,7 @@ def test_every_row_sees_its_own_base_row():
 
 
 def test_base_state_is_the_generic_rows_of_the_labels():
-    from igpg.generator.base import GenericBank, base_state
+    from igpg.generator.base_rows import GenericBank, base_state
 
     spec = ArchSpec.parse("mlp:64-16-10")
     torch.manual_seed(0)
@@ -350,7 +350,7 @@ def test_base_state_is_the_generic_rows_of_the_labels():
 
 def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
     """Held-out architectures stay held out: their generic networks never become bases; the bank round-trips."""
-    from igpg.generator.base import GenericBank
+    from igpg.generator.base_rows import GenericBank
     from igpg.zoo import Catalogue
 
     bank = GenericBank.from_zoo(tiny_zoo)

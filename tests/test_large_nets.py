@@ -13,8 +13,7 @@ from igpg.data import Task
 from igpg.errors import IgpgError
 from igpg.generator import SamplingConfig
 from igpg.generator.sample import _Stepper, sample_codes
-from igpg.tokenizer.fidelity import load_tokenizer_config
-from igpg.tokenizer.generic import (
+from igpg.tokenizer.any_state_chunking import (
     chunk_state,
     iter_blocks,
     plan_blocks,
@@ -23,7 +22,7 @@ from igpg.tokenizer.generic import (
     state_schema,
     unchunk_state,
 )
-from igpg.tokenizer.tokenizer import WeightTokenizer
+from igpg.tokenizer.tokenizer import WeightTokenizer, load_tokenizer_config
 
 from conftest import TINY_TOK
 

@@ -12,7 +12,7 @@ from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
 from igpg.tokenizer import TokenizerConfig, WeightTokenizer, WeightVQVAE, chunk_layout, chunk_network
 from igpg.tokenizer.codes import extract_codes, load_codes
-from igpg.tokenizer.fidelity import load_tokenizer_config
+from igpg.tokenizer.tokenizer import load_tokenizer_config
 from igpg.tokenizer.train import train_tokenizer, training_rows
 from igpg.zoo import Catalogue
 

@@ -248,7 +248,7 @@ def test_probe_networks_keep_the_generic_hidden_layers(tiny_zoo, tmp_path):
 
     import torch
 
-    from igpg.evaluation import CATEGORIES
+    from igpg.evaluation.heldout import CATEGORIES
     from igpg.tokenizer.train import TRAIN_SPLIT
 
     copy = tmp_path / "copy"

@@ -244,7 +244,7 @@ def test_tokenizer_and_generator_train_on_an_imported_zoo(imported, tmp_path):
     from igpg.generator import GeneratorConfig
     from igpg.generator.train import train_generator
     from igpg.tokenizer.codes import extract_codes
-    from igpg.tokenizer.fidelity import load_tokenizer_config
+    from igpg.tokenizer.tokenizer import load_tokenizer_config
     from igpg.tokenizer.train import training_rows, train_tokenizer
 
     d, _, _ = imported

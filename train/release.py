@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from igpg.generator import ParameterGenerator
-from igpg.generator.base import GENERIC_DIR
-from igpg.generator.train import TOKENIZER_DIR
+from igpg.generator.base_rows import GENERIC_DIR
+from igpg.generator.model_dir import TOKENIZER_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = "CARD.md"

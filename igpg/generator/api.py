@@ -14,7 +14,7 @@ A generator directory (what `igpg train generator` writes and `save_pretrained` 
     DIR/CARD.md                              what it is and how it measures (released models)
 
 A base_rows generator (the released default) starts every request from the generic network of its hidden layers
-and dataset, shipped in the model directory's generic/ (generator/base.py); `net.igpg_base` says whether one was
+and dataset, shipped in the model directory's generic/ (generator/base_rows.py); `net.igpg_base` says whether one was
 found (without one the network is decoded from the conditions alone, near chance for the released default).
 """
 
@@ -37,14 +37,14 @@ from igpg.checkpoint import save_model
 from igpg.data import Task, load_dataset, using_data_root
 from igpg.device import resolve_device
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.export import MAX_SEED
 from igpg.generator.budget import Budget
-from igpg.generator.base import GENERIC_DIR, GenericBank, encode_base
+from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.model import WeightGenerator
+from igpg.generator.model_dir import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.generator.sample import SamplingConfig, sample_codes
-from igpg.generator.train import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.text import check_instruction, embed_texts
 from igpg.tokenizer.chunking import _chunks_per_row
 from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
@@ -146,14 +146,14 @@ class ParameterGenerator:
         self.model.to(self.device)
         return self
 
-    def base_of(self, task: Task, arch: str, support_x: torch.Tensor | None = None):
+    def base_of(self, task: Task, spec: ArchSpec, support_x: torch.Tensor | None = None):
         """The request's base rows (a base_rows model with a generic network it can be carried from; a lossy
         carry-over is calibrated on the support samples `support_x`), else None."""
         if not (self.cfg.base_rows and self.use_base):
             return None
-        key = (arch, task.dataset, task.labels, None if support_x is None else hash(support_x.numpy().tobytes()))
+        key = (spec, task.dataset, task.labels, None if support_x is None else hash(support_x.numpy().tobytes()))
         if key not in self._bases:
-            self._bases[key] = encode_base(self.tokenizer, self.bank, arch, task.dataset, task.labels,
+            self._bases[key] = encode_base(self.tokenizer, self.bank, spec, task.dataset, task.labels,
                                            self.cfg.chunk_size, self.cfg.codes_per_chunk, calibrate=support_x)
         return self._bases[key]
 
@@ -162,7 +162,7 @@ class ParameterGenerator:
         """(architecture with all classes, dataset) pairs this generator trained on (its generic networks)."""
         return {tuple(key.rsplit("@", 1)) for key in self.bank.states}
 
-    def coverage_note(self, arch, dataset: str) -> str | None:
+    def coverage_note(self, arch: ArchSpec | str, dataset: str) -> str | None:
         """None for an architecture this generator trained on; else one line: where the request sits against what it
         learned, and the base it starts from (carried over from which network, how) or that it has none."""
         spec = ArchSpec.parse(arch)
@@ -181,9 +181,10 @@ class ParameterGenerator:
                 "What it trained on: `igpg info`.")
 
     # ---- validation ----------------------------------------------------------------------------------------
-    def check_request(self, instruction: str, dataset: str, classes, arch, seed: int = 0,
+    def check_request(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, seed: int = 0,
                       data_root: str | Path | None = None) -> Request:
-        """The request, checked (one-line `IgpgError`s); `data_root`: where a torchvision:<Name> dataset's files are."""
+        """The request, checked (one-line `IgpgError`s); `data_root`: where a torchvision:<Name> dataset's files are.
+        The architecture is parsed here, once: from here on it travels as `Request.spec`."""
         instruction = check_instruction(instruction)
         task = Task.from_classes(dataset, classes, instruction)
         spec = ArchSpec.parse(arch)
@@ -213,7 +214,7 @@ class ParameterGenerator:
                 rows: Callable[[int, int], None] | None = None) -> list[Candidate]:
         """One batch of requests of the same architecture -> networks, scored on their support samples.
         `rows(done, total)` is called after each decoded row."""
-        arch = str(requests[0].spec)
+        spec = requests[0].spec  # parsed once, by check_request
         profiles, support = [], []
         for r, s in zip(requests, seeds):
             x, y = support_set(r.task, k, seed=r.seed)
@@ -222,16 +223,16 @@ class ParameterGenerator:
                             .view(r.task.num_labels, k, -1))
         instr = embed_texts([r.instruction for r in requests], device=self.device)
         books = self.tokenizer.codebooks() if self.mean_from is not None else None
-        bases = [self.base_of(r.task, arch, x) for r, (x, _) in zip(requests, support)]
+        bases = [self.base_of(r.task, spec, x) for r, (x, _) in zip(requests, support)]
         if books is None:
-            codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
+            codes, side = sample_codes(self.model, [r.task for r in requests], spec, profiles, instr, sc, seed=seeds[0],
                                        use_cache=self.use_cache, bases=bases, progress=rows)
-            states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
+            states = [self.tokenizer.decode(Codes(str(spec), c, sd)) for c, sd in zip(codes, side)]
         else:
-            codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
+            codes, side, lat = sample_codes(self.model, [r.task for r in requests], spec, profiles, instr, sc,
                                             seed=seeds[0], codebooks=books, mean_from=self.mean_from,
                                             use_cache=self.use_cache, bases=bases, progress=rows)
-            states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
+            states = [self.tokenizer.decode_latents(z, spec, sd) for z, sd in zip(lat, side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
             net = r.spec.load(state)
@@ -248,7 +249,7 @@ class ParameterGenerator:
             out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
         return out
 
-    def generate(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
+    def generate(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, samples: int = 1, seed: int = 0,
                  k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
                  guidance: float = 1.0, base_candidate: bool = True, data_root: str | Path | None = None,
                  progress: Progress | None = None) -> nn.Module:
@@ -356,9 +357,9 @@ class ParameterGenerator:
                     if errors == "raise":
                         raise
                     out[i] = e
-            by_arch: dict[str, list[int]] = {}
+            by_arch: dict[ArchSpec, list[int]] = {}
             for i, r in reqs.items():
-                by_arch.setdefault(str(r.spec), []).append(i)
+                by_arch.setdefault(r.spec, []).append(i)
             for idx in by_arch.values():
                 best = self._best_isolated([reqs[i] for i in idx], samples, sc, k, base_candidate, progress, errors)
                 for i, net in zip(idx, best):
@@ -417,7 +418,7 @@ class ParameterGenerator:
         from igpg.retrieval import retrieve
 
         req = self.check_request(instruction, dataset, classes, arch, seed)
-        net = self.generate(instruction, dataset, classes, arch, samples=samples, seed=seed, k=k,
+        net = self.generate(instruction, dataset, classes, req.spec, samples=samples, seed=seed, k=k,
                             temperature=temperature)
         best, best_acc = net, net.igpg_support_acc
         x, y = support_set(req.task, self.cfg.k_support if k is None else k, seed=seed)

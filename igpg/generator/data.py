@@ -16,7 +16,7 @@ import torch
 
 from igpg.arch import ACTIVATIONS, ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.generator.base import base_batch, origin_batch
+from igpg.generator.base_rows import base_batch, origin_batch
 from igpg.generator.conditions import PROFILE, arch_features, sample_profile
 from igpg.generator.model import GeneratorConfig, class_slot
 from igpg.generator.rows import RowLayout, codes_to_rows, row_layout

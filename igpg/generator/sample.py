@@ -15,9 +15,10 @@ from typing import Callable
 
 import torch
 
+from igpg.arch import ArchSpec
 from igpg.distributed import to_device
 from igpg.errors import IgpgError
-from igpg.generator.base import base_batch, origin_batch
+from igpg.generator.base_rows import base_batch, origin_batch
 from igpg.generator.data import condition_batch, row_batch
 from igpg.generator.model import SIDE_OFFSET, WeightGenerator
 from igpg.generator.rows import row_layout
@@ -96,7 +97,7 @@ class _Stepper:
 
 
 @torch.no_grad()
-def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
+def sample_codes(model: WeightGenerator, tasks, arch: ArchSpec, profiles: list[torch.Tensor], instr: torch.Tensor,
                  sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
                  return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
                  bases: list | None = None, progress: Callable[[int, int], None] | None = None):

@@ -21,10 +21,10 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, save_model
+from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, read_yaml, save_model
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
-from igpg.tokenizer.generic import (
+from igpg.tokenizer.any_state_chunking import (
     MAX_BLOCK_CHUNKS,
     StateSchema,
     block_layout,
@@ -50,7 +50,7 @@ class Codes:
 
 @dataclass(frozen=True)
 class StateCodes:
-    """Codes of an arbitrary state dict (see `generic.py`): what `encode_state` returns and `decode_state` inverts."""
+    """Codes of an arbitrary state dict (see `any_state_chunking.py`): what `encode_state` returns and `decode_state` inverts."""
 
     schema: StateSchema
     indices: torch.Tensor  # (N, Q) int64
@@ -76,6 +76,11 @@ LIMITS = {"chunk_size": 4096, "codebook_size": 2**16, "num_quantizers": 64, "lat
 
 def config_from_dict(raw: dict) -> TokenizerConfig:
     return dataclass_from_dict(TokenizerConfig, raw, "tokenizer", LIMITS)
+
+
+def load_tokenizer_config(path) -> TokenizerConfig:
+    """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
+    return config_from_dict(read_yaml(path, "tokenizer"))
 
 
 class WeightTokenizer:
@@ -144,7 +149,7 @@ class WeightTokenizer:
             values[w] = self.model.decode(latents[w], pos) * mask
         return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, side)
 
-    # ---- any state dict (generic.py): streamed block by block ------------------------------------------------
+    # ---- any state dict (any_state_chunking.py): streamed block by block -------------------------------------
     @torch.no_grad()
     def encode_state(self, state: Mapping[str, torch.Tensor]) -> StateCodes:
         """Codes of any state dict (a torchvision model's, ...), one block of at most WINDOW chunks at a time.

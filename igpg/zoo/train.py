@@ -19,7 +19,7 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.transform import transform_state
 from igpg.zoo.config import TrainConfig
 

@@ -26,10 +26,11 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.heldout import HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits
+from igpg.evaluation.results import write_results
+from igpg.evaluation.train_curve import adam_steps
 from igpg.generator.api import ParameterGenerator
-from igpg.suite.common import (HELDOUT_TASKS, Progress, adam_steps, guard, heldout_queries, instruction_for,
-                               task_splits, write_results)
 from igpg.zoo.catalogue import Catalogue
 
 # (dataset, architecture): digits MLPs from 8 to 1024 hidden units, then MNIST (784 inputs) one and two layers wide

@@ -1,181 +1,37 @@
 """`igpg eval generator`: generated networks against the networks trained on the same task, per held-out split,
 beside random initialisation, the nearest retrieved zoo network, the zoo mean and the generic-rows baseline.
 
-Baselines (each a network of the query's own architecture, used as is, no training):
-- random: an untrained network (the architecture's default initialisation);
-- retrieved: the nearest training-split zoo network of the same architecture (most similar labels);
-- zoo mean: the element-wise mean of the weights of the training-split zoo networks of the same architecture and
-  dataset (the weight-space average that weight generators are often compared with);
-- generic rows: the zoo's generic network of the same hidden layers trained on all classes of the dataset, with
-  its output rows selected for the requested labels (a grouped label gets the mean of its classes' rows, plus the
-  log of the group size on the bias). The strongest cheap baseline for class-subset tasks.
-
-Held-out means held out: every category is selected from the zoo catalogue's split flags, and the generator's own
-checkpoint records which zoo and splits it trained on (`train_split` in its config is the zoo's training split).
-
-Categories (one query per distinct task x architecture, its reference = the zoo networks of that task and arch):
-- seen tasks: training tasks on training architectures, training seeds (can the generator reproduce?);
-- held-out seeds: training tasks and architectures, networks of a seed never trained on;
-- held-out phrasings: training tasks, instructions from the phrasings held out of training;
-- held-out tasks: tasks (label sets, orders, groupings) never seen in training, training architectures;
-- held-out architectures: architectures never trained on.
+Baselines: igpg/evaluation/baselines.py; categories and the held-out checks: igpg/evaluation/heldout.py.
 """
 
 from __future__ import annotations
 
-import random
 import statistics
-from collections import defaultdict
 from typing import Callable
 
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.coverage import arch_kind
 from igpg.data import Task, load_dataset
-from igpg.errors import IgpgError
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.baselines import (TrainingPool, generic_rows_net, memorisation, nearest_trained, one_epoch,
+                                       seed_distance, zoo_mean_net)
+from igpg.evaluation.heldout import DEFAULT_CATEGORIES, TRAIN_ONLY, category_queries, category_query
 from igpg.generator.api import ParameterGenerator
+from igpg.generator.base_rows import GenericBank
 from igpg.generator.conditions import support_set
-from igpg.generator.base import base_state
 from igpg.zoo.catalogue import Catalogue
-
-HELDOUT_ARCH = "n.role='task' AND a.split='test'"
-# held-out architectures, by where they sit against the architectures the generator trained on (`arch_kind`)
-ARCH_KINDS = {
-    "held-out architectures": "inside",  # widths, depth, activation and kernel all within the trained range
-    "narrower architectures": "narrower",
-    "wider architectures": "wider",
-    "deeper architectures": "deeper",
-    "shallower architectures": "shallower",
-    "other activations": "activation",
-    "other kernels": "kernel",
-    "other families": "family",  # a family never trained on this dataset
-}
-CATEGORIES = {
-    "seen tasks": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'",
-    "held-out seeds": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='test'",
-    "held-out phrasings": "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'",
-    "held-out tasks": "n.role='task' AND t.split='test' AND a.split='train'",
-    **{name: HELDOUT_ARCH for name in ARCH_KINDS},
-}
-# what each held-out category requires of every network it reports on (catalogue flags)
-REQUIRED_FLAGS = {
-    "seen tasks": {"task_split": "train", "arch_split": "train", "seed_split": "train"},
-    "held-out seeds": {"task_split": "train", "arch_split": "train", "seed_split": "test"},
-    "held-out phrasings": {"task_split": "train", "arch_split": "train", "seed_split": "train"},
-    "held-out tasks": {"task_split": "test", "arch_split": "train"},
-    **{name: {"arch_split": "test"} for name in ARCH_KINDS},
-}
-DEFAULT_CATEGORIES = ("seen tasks", "held-out seeds", "held-out phrasings", "held-out tasks", *ARCH_KINDS)
-
-
-TRAIN_ONLY = "n.role='task' AND t.split='train' AND a.split='train' AND n.seed_split='train'"
-LODO = "held-out dataset:"  # "held-out dataset:NAME": every network of NAME, for a generator trained without NAME
-
-
-def category_query(name: str, gen: ParameterGenerator) -> str:
-    """The catalogue condition of a category; for a leave-one-dataset-out category, refuses a generator whose
-    training did not leave that dataset out (its checkpoint records `exclude_datasets`)."""
-    if name.startswith(LODO):
-        dataset = name[len(LODO):]
-        if not dataset.isidentifier():
-            raise IgpgError(f"category {name!r}: expected 'held-out dataset:NAME' with a dataset name")
-        excluded = gen.model.cfg.exclude_datasets
-        if dataset not in excluded:
-            raise IgpgError(f"refusing to report {name!r}: generator {gen.name} was trained with "
-                            f"{dataset} networks (exclude_datasets: {list(excluded) or 'none'})")
-        return f"n.role='task' AND t.dataset='{dataset}'"
-    if name not in CATEGORIES:
-        raise IgpgError(f"unknown category {name!r}; known: {', '.join(CATEGORIES)}, {LODO}NAME")
-    return CATEGORIES[name]
-
-
-def _queries(zoo: Catalogue, where: str, limit: int, seed: int, keep: Callable[[dict], bool] | None = None) -> list[dict]:
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in zoo.rows(where):
-        if keep is None or keep(r):
-            groups[(r["task_id"], r["arch"])].append(r)
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
-    return [{"rows": groups[k], **groups[k][0]} for k in keys[:limit]]
-
-
-def check_heldout(category: str, rows: list[dict]) -> None:
-    """Refuse to report a figure for `category` computed on networks whose catalogue flags say otherwise (for
-    instance a training task under "held-out tasks"): held-out means held out."""
-    need = REQUIRED_FLAGS.get(category)
-    if need is None:
-        raise IgpgError(f"unknown category {category!r}; known: {', '.join(REQUIRED_FLAGS)}")
-    for r in rows:
-        for key, value in need.items():
-            if r.get(key) != value:
-                raise IgpgError(f"refusing to report {category!r}: network {r.get('net_id')} has {key}="
-                                f"{r.get(key)!r} in the zoo catalogue, not {value!r}")
-
-
-def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
-    """The generic-rows baseline for the query (None when the zoo has no generic network of those hidden layers)."""
-    spec = ArchSpec.parse(query["arch"])
-    n_classes = load_dataset(query["dataset"]).num_classes
-    gen_arch = str(spec.with_outputs(n_classes))
-    hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
-    if not hits:
-        return None
-    return spec.load(base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"]))
-
-
-def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
-    """The zoo-mean baseline: the mean weights of the training-split networks of the query's arch and dataset."""
-    same = [r for r in train_rows if r["arch"] == query["arch"] and r["dataset"] == query["dataset"]]
-    if not same:
-        return None
-    states = [zoo.load(r["net_id"]).state_dict() for r in same]
-    return ArchSpec.parse(query["arch"]).load({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
 
 
 def _test_data(dataset: str, labels):
     return Task.from_classes(dataset, labels).relabel(load_dataset(dataset).test)
 
 
-def nearest_trained(zoo: Catalogue, query: dict, train_rows: list[dict]) -> dict | None:
-    """The retrieval baseline: the training-split network of the same architecture whose task is most similar
-    (same ordered labels > most shared labels in the same positions > most shared classes)."""
-    same = [r for r in train_rows if r["arch"] == query["arch"] and r["dataset"] == query["dataset"]]
-    if not same:
-        return None
-    q = [tuple(x) if isinstance(x, list) else (x,) for x in query["labels"]]
-
-    def score(r):
-        lab = [tuple(x) if isinstance(x, list) else (x,) for x in r["labels"]]
-        pos = sum(a == b for a, b in zip(q, lab))
-        shared = len({c for x in q for c in x} & {c for x in lab for c in x})
-        return (lab == q, pos, shared, r["val_acc"])
-
-    return max(same, key=score)
-
-
-def category_queries(zoo: Catalogue, name: str, gen: ParameterGenerator, limit: int,
-                     trained: set[tuple[str, str]]) -> list[dict]:
-    """Up to `limit` queries of a category (one per task x architecture), held-out flags checked."""
-    keep = None
-    if name in ARCH_KINDS:
-        kind = ARCH_KINDS[name]
-        keep = lambda r: arch_kind(r["arch"], r["dataset"], trained) == kind  # noqa: E731
-    queries = _queries(zoo, category_query(name, gen), limit, seed=len(name), keep=keep)
-    if not name.startswith(LODO):  # a dataset left out is held out whatever its catalogue flags say
-        check_heldout(name, [r for q in queries for r in q["rows"]])
-    return queries
-
-
 def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=(0, 1, 2), samples: int = 1,
                        categories=None, progress: Callable[[str, int, int], None] | None = None,
                        extras: bool = True) -> dict:
     """Generated vs trained per category, beside the baselines (module docstring); with `extras`, also the GHN
-    protocol and the memorisation checks (`igpg.baselines`)."""
-    from igpg.baselines import TrainingPool, memorisation, one_epoch, seed_distance
-    from igpg.generator.base import GenericBank
-
+    protocol and the memorisation checks (`igpg.evaluation.baselines`)."""
     categories = list(categories or DEFAULT_CATEGORIES)
     for name in categories:
         category_query(name, gen)  # every category checked before any work

@@ -16,15 +16,16 @@ the files written (a partial run, e.g. plots alone after `generator.json` change
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from igpg.errors import IgpgError
-from igpg.generator.api import DEFAULT_MODEL, TOKENIZER_DIR, ParameterGenerator
+from igpg.generator.api import DEFAULT_MODEL, ParameterGenerator
+from igpg.generator.model_dir import TOKENIZER_DIR
 from igpg.io import atomic_write_text
-from igpg.suite.common import Progress, json_safe, write_results
+from igpg.evaluation.heldout import Progress
+from igpg.evaluation.results import write_json, write_results
 
 PIECES = ("tokenizer", "generator", "fewshot", "finetune", "speed", "plots")
 
@@ -73,11 +74,11 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
             tokenizer: Path | None = None) -> dict:
     """Run every piece not in `skip`; returns the suite summary (written as results/suite.json and .md when nothing
     was skipped)."""
-    from igpg.evaluation import evaluate_generator
-    from igpg.evaluation import report_markdown as generator_markdown
-    from igpg.suite import fewshot, finetune, plots, speed
-    from igpg.tokenizer.fidelity import evaluate_tokenizers
-    from igpg.tokenizer.fidelity import report_markdown as tokenizer_markdown
+    from igpg.evaluation import fewshot, finetune, plots, speed
+    from igpg.evaluation.generator_quality import evaluate_generator
+    from igpg.evaluation.generator_quality import report_markdown as generator_markdown
+    from igpg.evaluation.tokenizer_fidelity import evaluate_tokenizers
+    from igpg.evaluation.tokenizer_fidelity import report_markdown as tokenizer_markdown
     from igpg.zoo.catalogue import Catalogue
 
     unknown = set(skip) - set(PIECES)
@@ -118,7 +119,7 @@ def run_all(zoo_dir, results: Path, model: Path | None = None, quick: bool = Fal
         log(f"{piece}: {summary['seconds'][piece]:.1f} s -> {', '.join(summary['files'][piece]) or 'nothing'}")
     summary["seconds"]["total"] = round(sum(summary["seconds"].values()), 1)
     if not skip:
-        atomic_write_text(results / "suite.json", json.dumps(json_safe(summary), indent=1))
+        write_json(results / "suite.json", summary)
         atomic_write_text(results / "suite.md", suite_markdown(summary))
     return summary
 

@@ -145,13 +145,13 @@ class GenericBank:
                                             calibrate=None if plan.exact else calibrate, return_origin=True)
         return state, torch.cat([*origin, torch.arange(n)])
 
-    def base(self, arch: str, dataset: str, labels, calibrate: torch.Tensor | None = None
+    def base(self, arch: ArchSpec | str, dataset: str, labels, calibrate: torch.Tensor | None = None
              ) -> dict[str, torch.Tensor] | None:
         """The base weights of a request, or None when the bank has no generic network it can be carried from."""
         found = self.base_with_origin(arch, dataset, labels, calibrate)
         return None if found is None else found[0]
 
-    def base_with_origin(self, arch: str, dataset: str, labels, calibrate: torch.Tensor | None = None):
+    def base_with_origin(self, arch: ArchSpec | str, dataset: str, labels, calibrate: torch.Tensor | None = None):
         """(base weights, row origins) of a request (see `carried`), or None."""
         found = self.source(arch, dataset)
         if found is None:
@@ -159,18 +159,20 @@ class GenericBank:
         return self.carried(*found, dataset, labels, calibrate)
 
 
-def encode_base(tokenizer, bank: GenericBank, arch: str, dataset: str, labels, chunk_size: int,
+def encode_base(tokenizer, bank: GenericBank, arch: ArchSpec | str, dataset: str, labels, chunk_size: int,
                 codes_per_chunk: int, carried: tuple[dict, torch.Tensor] | None = None,
                 calibrate: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """The base row codes (R, J, Q), per-layer side tokens (A,) and row origins (R,) of a request (of `carried`, a
     (state, origins) pair, if given; else of the bank's base for it, calibrated on `calibrate`), or None without
-    a generic network."""
-    carried = bank.base_with_origin(arch, dataset, labels, calibrate) if carried is None else carried
+    a generic network. `arch`: the API passes the request's ArchSpec, training a catalogue row's string (parsed
+    here, once)."""
+    spec = ArchSpec.parse(arch)
+    carried = bank.base_with_origin(spec, dataset, labels, calibrate) if carried is None else carried
     if carried is None:
         return None
     state, origin = carried
-    codes = tokenizer.encode(state, arch)
-    lay = row_layout(arch, chunk_size, codes_per_chunk)
+    codes = tokenizer.encode(state, spec)
+    lay = row_layout(spec, chunk_size, codes_per_chunk)
     rows = codes_to_rows(codes.indices, lay).view(len(lay), lay.max_chunks, lay.codes_per_chunk)
     return rows, codes.side, origin
 

@@ -14,12 +14,10 @@ from typing import Callable
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import read_yaml
 from igpg.data import Task, load_dataset
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
 from igpg.io import load_weights
-from igpg.tokenizer.model import TokenizerConfig
-from igpg.tokenizer.tokenizer import WeightTokenizer, config_from_dict
+from igpg.tokenizer.tokenizer import WeightTokenizer
 from igpg.zoo.catalogue import Catalogue
 
 HELDOUT = {
@@ -86,11 +84,6 @@ def summarise(results: list[dict], vocab: int, codes_per_chunk: int) -> dict:
         "codebook_usage": len(used) / (vocab * codes_per_chunk),
         "ratio_mean_by_dataset": {k: statistics.mean(v) for k, v in sorted(by_ds.items())},
     }
-
-
-def load_tokenizer_config(path) -> TokenizerConfig:
-    """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
-    return config_from_dict(read_yaml(path, "tokenizer"))
 
 
 def evaluate_tokenizers(zoo_dir, tokenizer_dirs: list, limit: int | None = None, seed: int = 0,

@@ -24,11 +24,12 @@ import torch
 
 from igpg.arch import ArchSpec
 from igpg.data.datasets import Split
-from igpg.evaluate import accuracy
+from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.heldout import HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits
+from igpg.evaluation.results import fmt, over_seeds, write_results
+from igpg.evaluation.train_curve import train_curve
 from igpg.generator.api import ParameterGenerator
 from igpg.generator.conditions import support_set
-from igpg.suite.common import (HELDOUT_TASKS, Progress, fmt, guard, heldout_queries, instruction_for, over_seeds,
-                               task_splits, train_curve)
 from igpg.zoo.catalogue import Catalogue
 
 ROUTES = ("generated", "scratch", "finetuned")
@@ -97,6 +98,4 @@ def fewshot_markdown(report: dict) -> str:
 
 
 def write_fewshot(report: dict, results: Path) -> list[Path]:
-    from igpg.suite.common import write_results
-
     return write_results(results, "fewshot", report, fewshot_markdown(report))

@@ -3,7 +3,7 @@
 For each held-out task x architecture query and seed s, the same recipe (Adam, minibatches drawn with seed s)
 trains, from:
 - generated: the generator's network for the task (greedy, k = the generator's default support samples, seed s);
-- retrieved: the nearest training-split zoo network of the same architecture (`evaluation.nearest_trained`: most
+- retrieved: the nearest training-split zoo network of the same architecture (`baselines.nearest_trained`: most
   similar labels; a held-out task's exact labels are never in the training split);
 - random: the architecture's default initialisation (torch seed s): training from scratch.
 Curves are averaged over queries and seeds. `steps_to_scratch_final`: the first recorded step at which an init's
@@ -24,10 +24,12 @@ from pathlib import Path
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.evaluation import TRAIN_ONLY, nearest_trained
+from igpg.evaluation.baselines import nearest_trained
+from igpg.evaluation.heldout import (HELDOUT_TASKS, TRAIN_ONLY, Progress, guard, heldout_queries, instruction_for,
+                                    task_splits)
+from igpg.evaluation.results import write_results
+from igpg.evaluation.train_curve import train_curve
 from igpg.generator.api import ParameterGenerator
-from igpg.suite.common import (HELDOUT_TASKS, Progress, guard, heldout_queries, instruction_for, task_splits,
-                               train_curve, write_results)
 from igpg.zoo.catalogue import Catalogue
 
 INITS = ("generated", "retrieved", "random")

@@ -1,5 +1,15 @@
-"""Baselines that stand beside every generated figure of `igpg eval generator`.
+"""Baselines that stand beside every generated figure of `igpg eval generator`, each a network of the query's own
+architecture.
 
+Used as is, no training:
+- random: an untrained network (the architecture's default initialisation);
+- retrieved (`nearest_trained`): the nearest training-split zoo network of the same architecture (most similar
+  labels);
+- zoo mean (`zoo_mean_net`): the element-wise mean of the weights of the training-split zoo networks of the same
+  architecture and dataset (the weight-space average that weight generators are often compared with);
+- generic rows (`generic_rows_net`): the zoo's generic network of the same hidden layers trained on all classes of
+  the dataset, with its output rows selected for the requested labels (a grouped label gets the mean of its
+  classes' rows, plus the log of the group size on the bias). The strongest cheap baseline for class-subset tasks.
 - transform: the zoo's generic network of the nearest training architecture carried over to the request's
   architecture by `igpg.transform` (widen by splitting, deepen with identity layers, narrow by importance, ...), its
   output rows selected for the labels: the learngene / Net2Net / FRONT family of training-free baselines; for a
@@ -26,8 +36,8 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
-from igpg.evaluate import accuracy
-from igpg.generator.base import GenericBank
+from igpg.evaluation.accuracy import accuracy
+from igpg.generator.base_rows import GenericBank, base_state
 from igpg.transform import transform_state
 from igpg.zoo.catalogue import Catalogue
 
@@ -47,6 +57,44 @@ def unflat(vec: torch.Tensor, spec: ArchSpec) -> dict[str, torch.Tensor]:
         out[name] = vec[i : i + n].view(shape).clone()
         i += n
     return out
+
+
+
+def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
+    """The generic-rows baseline for the query (None when the zoo has no generic network of those hidden layers)."""
+    spec = ArchSpec.parse(query["arch"])
+    n_classes = load_dataset(query["dataset"]).num_classes
+    gen_arch = str(spec.with_outputs(n_classes))
+    hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
+    if not hits:
+        return None
+    return spec.load(base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"]))
+
+
+def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
+    """The zoo-mean baseline: the mean weights of the training-split networks of the query's arch and dataset."""
+    same = [r for r in train_rows if r["arch"] == query["arch"] and r["dataset"] == query["dataset"]]
+    if not same:
+        return None
+    states = [zoo.load(r["net_id"]).state_dict() for r in same]
+    return ArchSpec.parse(query["arch"]).load({k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]})
+
+
+def nearest_trained(zoo: Catalogue, query: dict, train_rows: list[dict]) -> dict | None:
+    """The retrieval baseline: the training-split network of the same architecture whose task is most similar
+    (same ordered labels > most shared labels in the same positions > most shared classes)."""
+    same = [r for r in train_rows if r["arch"] == query["arch"] and r["dataset"] == query["dataset"]]
+    if not same:
+        return None
+    q = [tuple(x) if isinstance(x, list) else (x,) for x in query["labels"]]
+
+    def score(r):
+        lab = [tuple(x) if isinstance(x, list) else (x,) for x in r["labels"]]
+        pos = sum(a == b for a, b in zip(q, lab))
+        shared = len({c for x in q for c in x} & {c for x in lab for c in x})
+        return (lab == q, pos, shared, r["val_acc"])
+
+    return max(same, key=score)
 
 
 class TrainingPool:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import torch
 from torch import nn
 
@@ -37,13 +34,3 @@ def evaluate(net: nn.Module, dataset: str, classes, split: str = "test", data_ro
     data = task.relabel(ds.split(split))
     return accuracy(net, data.x, data.y)
 
-
-class _CallableModule(types.ModuleType):
-    """`igpg.evaluate` names both this module and its function; the package imports lazily, so whichever is bound
-    first (`import igpg.evaluate` binds the module) must work when called as `igpg.evaluate(net, ...)`."""
-
-    def __call__(self, *args, **kwargs) -> float:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
