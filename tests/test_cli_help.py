@@ -68,7 +68,7 @@ NUMERIC = [  # every numeric option, out of range: refused while parsing, before
      "--guidance", "-0.5"),
     ("generate", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--out", "n.safetensors",
      "--seed", "-3"),
-    ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--top-k", "0"),
+    ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--hits", "0"),
     ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--min-accuracy", "1.5"),
     ("export", "r.jsonl", "--out", "x", "--batch-size", "0"),
     ("zoo", "build", "--config", "c.yaml", "--out", "x", "--workers", "0"),

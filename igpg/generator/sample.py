@@ -9,6 +9,7 @@ windows: when the sequence is full, the cache is rebuilt from the prefix and the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -28,24 +29,62 @@ MIN_TEMPERATURE = 1e-3  # below it (but above 0, greedy) logits / t overflow to 
 MAX_GUIDANCE = 100.0  # |scale|; guidance extrapolates logits, so a huge one is overflow, not a stronger condition
 
 
-@dataclass(frozen=True)
+MAX_SAMPLES = 256  # best-of-K candidates per request
+MAX_SUPPORT = 1000  # support samples per label
+
+
+@dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
-    temperature: float = 1.0  # 0 = greedy (argmax)
-    top_k: int | None = None
-    top_p: float | None = None
-    guidance: float = 1.0  # classifier-free guidance scale; 1 = off
+    """How a request is decoded: one set of defaults for the API, the CLI, export and the evaluations."""
+
+    samples: int = 1  # best-of-K: one network at `temperature`, K-1 sampled; the best on the support samples wins
+    temperature: float = 0.0  # 0 = greedy (argmax); the K-1 extra candidates use 0.5 when it is 0
+    top_k: int | None = None  # sample among the top_k most likely codes only (None = all)
+    top_p: float | None = None  # nucleus: the smallest set of codes whose probability reaches top_p (None = all)
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = off (other values decode every network twice)
+    k: int | None = None  # support samples per label to condition on; None = the model's k_support
+    base_candidate: bool = True  # base_rows models: the request's base competes with the decoded networks, wins ties
+    use_base: bool = True  # False: a base_rows model decodes without a base (as for architectures it has none of)
+    mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors (None = picked codes)
+    use_cache: bool = True  # KV cache; False recomputes the whole sequence per row (same outputs, slower)
 
     def __post_init__(self) -> None:
         """Refuse values that would decode noise or NaN (IgpgError): they are user input (--temperature, ...)."""
         t, g = self.temperature, self.guidance
+        if not _count(self.samples, MAX_SAMPLES):
+            raise IgpgError(f"samples must be an integer in 1..{MAX_SAMPLES}, got {self.samples!r}")
         if not _real(t) or not (t == 0 or MIN_TEMPERATURE <= t <= MAX_TEMPERATURE):
             raise IgpgError(f"temperature must be 0 (greedy) or {MIN_TEMPERATURE:g}..{MAX_TEMPERATURE:g}, got {t!r}")
         if not _real(g) or not 0 <= g <= MAX_GUIDANCE:
             raise IgpgError(f"guidance must be a finite number in 0..{MAX_GUIDANCE:g} (1 = off), got {g!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+        if self.top_k is not None and not _count(self.top_k):
             raise IgpgError(f"top_k must be a positive integer, got {self.top_k!r}")
         if self.top_p is not None and (not _real(self.top_p) or not 0 < self.top_p <= 1):
             raise IgpgError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if self.k is not None and not _count(self.k, MAX_SUPPORT):
+            raise IgpgError(f"k={self.k!r} samples per label: k (support samples) must be an integer in "
+                            f"1..{MAX_SUPPORT}")
+        m = self.mean_from
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 0):
+            raise IgpgError(f"mean_from must be None or an integer >= 0, got {self.mean_from!r}")
+        for key in ("base_candidate", "use_base", "use_cache"):
+            if not isinstance(getattr(self, key), bool):
+                raise IgpgError(f"{key} must be True or False, got {getattr(self, key)!r}")
+
+
+def sampling_config(sampling: SamplingConfig | None = None, **overrides) -> SamplingConfig:
+    """`sampling` (default: SamplingConfig()) with `overrides` (its field names) replaced: what the API's
+    `generate(..., samples=8)` keywords become."""
+    if sampling is None:
+        return SamplingConfig(**overrides)
+    if not isinstance(sampling, SamplingConfig):
+        raise IgpgError(f"sampling must be a SamplingConfig, got {type(sampling).__name__}")
+    return dataclasses.replace(sampling, **overrides) if overrides else sampling
+
+
+def _count(x: object, most: int | None = None) -> bool:
+    """An int (not a bool) >= 1 (and <= most)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1 and (most is None or x <= most)
 
 
 def _real(x: object) -> bool:
@@ -97,8 +136,7 @@ class _Stepper:
 
 @torch.no_grad()
 def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.Tensor], instr: torch.Tensor,
-                 sc: SamplingConfig, seed: int = 0, use_cache: bool = True,
-                 return_logits: bool = False, codebooks: torch.Tensor | None = None, mean_from: int | None = None,
+                 sc: SamplingConfig, seed: int = 0, return_logits: bool = False, codebooks: torch.Tensor | None = None,
                  bases: list | None = None, progress: Callable[[int, int], None] | None = None):
     """Codes (B, N, Q) and side tokens (B, A) for the B requests (all of architecture `arch`), on the CPU; decoding
     runs on the model's device. `progress(rows_done, rows)` is called after each decoded row.
@@ -106,8 +144,8 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     `bases`: with a base_rows model, each request's base (`generator.base.encode_base`'s result, or None).
 
     With `return_logits`, also returns the level-0 logits of every chunk in decoding order (for cache parity tests).
-    With `codebooks` (Q, V, Dz) (the tokenizer's residual codebooks) and `mean_from`, also returns latents (B, N, Dz):
-    levels below `mean_from` contribute their picked code's vector, levels from `mean_from` on the expected vector
+    With `codebooks` (Q, V, Dz) (the tokenizer's residual codebooks), also returns latents (B, N, Dz):
+    levels below `sc.mean_from` contribute their picked code's vector, levels from `sc.mean_from` on the expected vector
     under the (guided, tempered) level distribution: the posterior mean where the fine levels are uncertain, which
     costs less weight error than committing to one code. Later levels and rows are still conditioned on the picked
     codes.
@@ -148,7 +186,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     codebooks = None if codebooks is None else codebooks.to(dev)
     latents = None if codebooks is None else torch.zeros(b, out.shape[1], codebooks.shape[-1], device=dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    stepper = _Stepper(model, prefix, use_cache)
+    stepper = _Stepper(model, prefix, sc.use_cache)
     row_in = pos[:, 0] + model.start_row
     logits_trace = []
     for r in range(len(lay)):
@@ -173,7 +211,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
                 logits_trace.append(logits.clone())
             codes[:, :, q] = _pick(logits, sc, gen)
             if latents is not None:
-                if mean_from is not None and q >= mean_from:
+                if sc.mean_from is not None and q >= sc.mean_from:
                     t = sc.temperature if sc.temperature > 0 else 1.0
                     vec = (logits / t).softmax(-1) @ codebooks[q]
                 else:
