@@ -220,14 +220,12 @@ class ParameterGenerator:
         instr = embed_texts([r.instruction for r in requests], device=self.device)
         books = self.tokenizer.codebooks() if sc.mean_from is not None else None
         bases = [self.base_of(r.task, arch, x) if sc.use_base else None for r, (x, _) in zip(requests, support)]
-        if books is None:
-            codes, side = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
-                                       bases=bases, progress=rows)
-            states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(codes, side)]
+        dec = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc, seed=seeds[0],
+                           codebooks=books, bases=bases, progress=rows)
+        if dec.latents is None:
+            states = [self.tokenizer.decode(Codes(arch, c, sd)) for c, sd in zip(dec.codes, dec.side)]
         else:
-            codes, side, lat = sample_codes(self.model, [r.task for r in requests], arch, profiles, instr, sc,
-                                            seed=seeds[0], codebooks=books, bases=bases, progress=rows)
-            states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(lat, side)]
+            states = [self.tokenizer.decode_latents(z, arch, sd) for z, sd in zip(dec.latents, dec.side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
             net = r.spec.load(state)
