@@ -84,7 +84,7 @@ def bench_zoo(zoo: Path, queries: int, k: int, seed: int) -> dict:
         ms = []
         for r in picks:
             t0 = time.perf_counter()
-            index.search(r["dataset"], r["labels"], r["arch"], r["instruction"], k=k)
+            index.search(r["dataset"], r["labels"], r["arch"], r["instruction"], hits=k)
             ms.append((time.perf_counter() - t0) * 1000)
         out[backend] = percentiles(ms)
     return {"zoo": zoo.name, "zoo_networks": len(index), **out}

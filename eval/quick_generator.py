@@ -10,11 +10,11 @@ The figures of eval/results/generator-ablation.md marked "seed 0" come from this
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 from igpg.evaluation.generator_quality import DEFAULT_CATEGORIES, evaluate_generator
 from igpg.generator.api import ParameterGenerator
+from igpg.generator.sample import SamplingConfig
 
 
 def main() -> None:
@@ -25,20 +25,18 @@ def main() -> None:
     ap.add_argument("--category", action="append", help="a split (repeatable; default: all)")
     ap.add_argument("--seeds", default="0", help="comma-separated sampling seeds")
     ap.add_argument("--limit", type=int, default=30)
-    ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument("--samples", type=int, default=None, help="best-of-K (default: SamplingConfig's)")
     ap.add_argument("--mean-from", type=int, default=None, help="decode levels >= Q as expected code vectors")
-    ap.add_argument("--guidance", type=float, default=1.0)
+    ap.add_argument("--guidance", type=float, default=None, help="(default: SamplingConfig's, off)")
     ap.add_argument("--no-base", action="store_true", help="a base_rows model decoding without its bases")
     args = ap.parse_args()
     gen = ParameterGenerator.from_pretrained(args.model, tokenizer=args.tokenizer)
-    gen.mean_from = args.mean_from
-    gen.use_base = not args.no_base
-    if args.guidance != 1.0:
-        gen.generate = functools.partial(gen.generate, guidance=args.guidance)
+    given = dict(samples=args.samples, guidance=args.guidance, mean_from=args.mean_from)
+    sampling = SamplingConfig(**{key: v for key, v in given.items() if v is not None}, use_base=not args.no_base)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     for cat in args.category or list(DEFAULT_CATEGORIES):
         t0 = time.perf_counter()
-        r = evaluate_generator(gen, args.zoo, limit=args.limit, seeds=seeds, samples=args.samples,
+        r = evaluate_generator(gen, args.zoo, limit=args.limit, seeds=seeds, sampling=sampling,
                                categories=[cat], extras=False)["categories"][cat]
         if not r.get("n"):
             print(f"{cat:24s} no queries", flush=True)

@@ -21,6 +21,7 @@ _LAZY = {  # public name -> the module that defines it
     "ExportRequest": "igpg.export", "export_networks": "igpg.export", "load": "igpg.export",
     "parse_requests": "igpg.export", "read_metadata": "igpg.export",
     "ParameterGenerator": "igpg.generator",  # pulls in x-transformers and sentence-transformers
+    "SamplingConfig": "igpg.generator",
     "import_zoo": "igpg.zoo.importer",
 }
 
@@ -39,6 +40,6 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "Task", "evaluate",
+__all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "SamplingConfig", "Task", "evaluate",
            "export_networks", "import_zoo", "list_datasets", "load", "load_dataset", "parse_requests",
            "read_metadata"]

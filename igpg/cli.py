@@ -104,10 +104,33 @@ DeviceOpt = Annotated[str, typer.Option(help="Where the model runs: auto (cuda, 
                                         "cuda:N or mps.")]
 DataRootOpt = Annotated[Optional[Path], typer.Option(
     help="Local folder of a torchvision:<Name> dataset (never downloaded).")]
+# sampling (generator/sample.py SamplingConfig, which holds the defaults and checks the values): an option left
+# unset is SamplingConfig's default, so the command line and the API decode alike
+SamplesOpt = Annotated[Optional[int], typer.Option(min=1, show_default=False, help=(
+    "Best-of-K: decode K networks (one at --temperature, K-1 sampled) and keep the best on the support samples "
+    "[default: 1, greedy only]."))]
+KOpt = Annotated[Optional[int], typer.Option("--k", min=1, max=1000, show_default=False, help=(
+    "Support samples: labelled samples per label to condition on [default: the model's, 5 for the released one]."))]
+TemperatureOpt = Annotated[Optional[float], typer.Option(min=0.0, max=100.0, show_default=False, help=(
+    "0 = greedy; >0 samples (the K-1 extra candidates of --samples use 0.5 when it is 0) [default: 0]."))]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", min=1, show_default=False, help=(
+    "Sample among the K most likely codes only [default: all]."))]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, show_default=False, help=(
+    "Sample among the smallest set of codes whose probability reaches P [default: all]."))]
+GuidanceOpt = Annotated[Optional[float], typer.Option(min=0.0, max=100.0, show_default=False, help=(
+    "Classifier-free guidance scale [default: 1, off]."))]
 
 
 def _root(data_root: Path | None) -> str | None:
     return None if data_root is None else str(data_root)
+
+
+def _sampling(**given):
+    """The SamplingConfig of the options given (None: not given, SamplingConfig's default); bad values are refused
+    here, before any model loads."""
+    from igpg.generator.sample import SamplingConfig
+
+    return SamplingConfig(**{key: value for key, value in given.items() if value is not None})
 
 
 class _Rate(ProgressColumn):
@@ -347,12 +370,13 @@ def generate_cmd(
     arch: ArchOpt,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
     model: ModelOpt = None,
-    samples: Annotated[int, typer.Option(min=1, help="Decode K networks (1 greedy + K-1 sampled), keep the best on the "
-                                       "support samples; 1 = greedy only.")] = 8,
+    samples: SamplesOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the support samples and sampling.")] = 0,
-    k: Annotated[Optional[int], typer.Option("--k", min=1, max=1000, help="Support samples: labelled samples per label to condition on (default 5).")] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, max=100.0, help="0 = greedy; >0 samples (used when --samples > 1).")] = 0.0,
-    guidance: Annotated[float, typer.Option(min=0.0, max=100.0, help="Classifier-free guidance scale (1 = off).")] = 1.0,
+    k: KOpt = None,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    guidance: GuidanceOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
@@ -365,7 +389,7 @@ def generate_cmd(
     Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
     """
     from igpg.evaluation.accuracy import evaluate
-    from igpg.generator import ParameterGenerator, SamplingConfig
+    from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
     from igpg.io import check_writable, locked_dir, remove_stale_temps, save_weights
 
@@ -377,7 +401,7 @@ def generate_cmd(
         raise IgpgError(f"directory {out_file.parent} does not exist")
     if (out_file.exists() or out_file.is_symlink()) and not overwrite:
         raise IgpgError(f"--out {out_file} exists; pass --overwrite to replace it")
-    SamplingConfig(temperature, None, None, guidance)  # nonsense (nan, inf, < 0) is refused before anything loads
+    sampling = _sampling(samples=samples, k=k, temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
     budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
     check_writable(out_file.parent)
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
@@ -388,8 +412,8 @@ def generate_cmd(
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     with _Bars() as bars:
-        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, samples=samples, seed=seed,
-                           k=k, temperature=temperature, guidance=guidance, data_root=data_root, progress=bars)
+        net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, seed=seed, sampling=sampling,
+                           data_root=data_root, progress=bars)
     acc = evaluate(net, dataset, classes, split="test", data_root=data_root)  # the string the task was parsed from
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
         remove_stale_temps(out_file)  # what a generate killed mid-save left
@@ -427,7 +451,7 @@ def eval_generator_cmd(
     zoo: Annotated[Path, typer.Option("--zoo", help="Zoo directory (its split flags decide what is held out).")],
     model: ModelOpt = None,
     limit: Annotated[int, typer.Option(min=1, help="Queries (task x architecture) per category.")] = 30,
-    samples: Annotated[int, typer.Option(min=1, help="Best-of-K sampling.")] = 1,
+    samples: SamplesOpt = None,
     results: Annotated[Path, typer.Option(help="Where to write generator.json and generator.md.")] = Path("eval/results"),
     name: Annotated[str, typer.Option(help="File stem of the results.")] = "generator",
     category: Annotated[Optional[list[str]], typer.Option(
@@ -446,13 +470,14 @@ def eval_generator_cmd(
     from igpg.evaluation.results import write_results
     from igpg.generator import ParameterGenerator
 
-    if limit < 1 or samples < 1:
-        raise IgpgError("--limit and --samples must be at least 1")
+    if limit < 1:
+        raise IgpgError("--limit must be at least 1")
+    sampling = _sampling(samples=samples)
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     for c in category or []:
         category_query(c, gen)  # unknown categories, and a dataset the generator was trained on, are refused
     with _Bars() as bars:
-        report = evaluate_generator(gen, zoo, limit=limit, samples=samples, categories=category, progress=bars)
+        report = evaluate_generator(gen, zoo, limit=limit, sampling=sampling, categories=category, progress=bars)
     md = report_markdown(report)
     write_results(results, name, report, md)
     out.print(md)
@@ -492,8 +517,12 @@ def export_cmd(
                                         "does not list (by default such a request fails and the file stays).")] = False,
     max_params: MaxParamsOpt = "2M",
     max_memory: MaxMemoryOpt = "2GiB",
-    samples: Annotated[int, typer.Option(min=1, max=256, help="Decode K networks per request (1 greedy + K-1 sampled), "
-                                       "keep the best on its support samples; 1 = greedy only.")] = 8,
+    samples: SamplesOpt = None,
+    k: KOpt = None,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    guidance: GuidanceOpt = None,
     tokenizer: TokenizerOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
@@ -507,15 +536,14 @@ def export_cmd(
 
     if batch_size < 1:
         raise IgpgError(f"--batch-size must be at least 1, got {batch_size}")
-    if not 1 <= samples <= 256:
-        raise IgpgError(f"--samples must be in 1..256, got {samples}")
+    sampling = _sampling(samples=samples, k=k, temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
     if not requests.is_file():
         raise IgpgError(f"requests file {requests} not found")
     budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     gen.budget = budget
     with _Bars() as bars:
-        report = gen.export(requests, out_dir, batch_size=batch_size, samples=samples, data_root=data_root,
+        report = gen.export(requests, out_dir, batch_size=batch_size, sampling=sampling, data_root=data_root,
                             progress=lambda d, t: bars("export", d, t), force=force)
     for e in report.failed:
         console.print(f"error: {e}", markup=False, highlight=False)
@@ -530,23 +558,23 @@ def retrieve_cmd(
     dataset: DatasetOpt,
     classes: ClassesOpt,
     arch: ArchOpt,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="How many hits.")] = 5,
+    hits: Annotated[int, typer.Option(min=1, help="How many networks to return.")] = 5,
     zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
     min_accuracy: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Only networks with at least this test accuracy.")] = None,
     data_root: DataRootOpt = None,
 ) -> None:
     """The nearest zoo networks for a task: exact architecture first, then the same family's nearest shape.
 
-    Example: igpg retrieve "Classify digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --top-k 5
+    Example: igpg retrieve "Classify digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --hits 5
     """
     from igpg.generator.api import DEFAULT_ZOO
     from igpg.retrieval import retrieve
 
-    if top_k < 1:
-        raise IgpgError(f"--top-k must be at least 1, got {top_k}")
-    hits = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k, min_accuracy=min_accuracy,
-                    data_root=_root(data_root))
-    for i, h in enumerate(hits, 1):
+    if hits < 1:
+        raise IgpgError(f"--hits must be at least 1, got {hits}")
+    found = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits, min_accuracy=min_accuracy,
+                     data_root=_root(data_root))
+    for i, h in enumerate(found, 1):
         out.print(f"{i}. {h.describe()}", markup=False, highlight=False)
 
 

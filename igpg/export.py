@@ -245,11 +245,15 @@ def _collect(requests, data_root: str | None) -> tuple[list[ExportRequest], list
 Producer = Callable[[list[ExportRequest]], list[tuple[nn.Module, dict[str, str]]]]
 
 
-def producer_from_generator(gen, **sampling) -> Producer:
-    """A Producer over `ParameterGenerator.generate_batch` (one decode per architecture in the batch)."""
+def producer_from_generator(gen, sampling=None, **overrides) -> Producer:
+    """A Producer over `ParameterGenerator.generate_batch` (one decode per architecture in the batch), decoding as
+    `sampling` (a SamplingConfig, default greedy) with `overrides` (its field names) says."""
+    from igpg.generator.sample import sampling_config  # not at the top: the generator package imports this module
+
+    sc = sampling_config(sampling, **overrides)  # bad values are refused here, before any request
 
     def produce(batch: list[ExportRequest]) -> list[tuple[nn.Module, dict[str, str]] | Exception]:
-        nets = gen.generate_batch([r.as_dict() for r in batch], errors="return", **sampling)
+        nets = gen.generate_batch([r.as_dict() for r in batch], sampling=sc, errors="return")
         out: list = []
         for net in nets:
             if isinstance(net, Exception):  # this request failed alone (refused by the budget, say)

@@ -6,7 +6,7 @@
     net = hits[0].load()                      # nn.Module, loaded strictly from the zoo
 
     index = RetrievalIndex.open("zoos/default")   # open once, search many times
-    index.search("digits", [3, 5, 8], "mlp:64-32-3", "Classify handwritten digits 3, 5 and 8", top_k=5)
+    index.search("digits", [3, 5, 8], "mlp:64-32-3", "Classify handwritten digits 3, 5 and 8", hits=5)
 
 Embedding (`query_vector`, `RECIPE`): the concatenation of weighted unit-norm parts, so the inner product of two
 vectors is the weighted sum of the parts' cosines (weights in `PART_WEIGHTS`, summing to 1):
@@ -390,19 +390,17 @@ class RetrievalIndex:
 
     # ---- searching ----
     def search(self, dataset: str, classes: ClassesLike, arch: str | ArchSpec, instruction: str | None = None,
-               top_k: int = 5, min_accuracy: float | None = None, splits: str = "all",
-               data_root: str | None = None, *, k: int | None = None) -> list[Hit]:
-        """The `top_k` best networks for the query, ranked as the module docstring says (`k` is the old spelling
-        of `top_k`, still accepted; elsewhere `k` counts support samples).
+               hits: int = 5, min_accuracy: float | None = None, splits: str = "all",
+               data_root: str | None = None) -> list[Hit]:
+        """The `hits` best networks for the query, ranked as the module docstring says.
 
         classes: any form `Task.from_classes` takes. instruction: empty or None means the task's default wording.
         min_accuracy: keep networks with test accuracy >= this (0..1). splits="train": only networks whose task,
         architecture and seed are all in the training split (evaluation uses it, so a held-out query never
         retrieves itself). data_root: for `torchvision:<Name>` datasets the zoo has no cnn network of.
         """
-        k = top_k if k is None else k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise IgpgError(f"top_k (the number of hits) must be an integer >= 1, got {k!r}")
+        if isinstance(hits, bool) or not isinstance(hits, int) or hits < 1:
+            raise IgpgError(f"hits (the number of networks to return) must be an integer >= 1, got {hits!r}")
         if splits not in SPLITS:
             raise IgpgError(f"unknown splits {splits!r}; allowed: {' | '.join(SPLITS)}")
         if min_accuracy is not None and (isinstance(min_accuracy, bool) or not isinstance(min_accuracy, (int, float))
@@ -431,7 +429,7 @@ class RetrievalIndex:
         dist = np.array([round(distance[self.rows[i]["arch"]], 9) for i in positions])
         tier = np.array([self._label_tier(i, task) for i in positions])
         scores = self._scores(query, positions)  # (len(positions),)
-        order = np.lexsort((self._id_rank[positions], -np.round(scores, _SCORE_DECIMALS), tier, dist))[:k]
+        order = np.lexsort((self._id_rank[positions], -np.round(scores, _SCORE_DECIMALS), tier, dist))[:hits]
         return [self._hit(int(positions[j]), float(scores[j]), float(dist[j]), task, spec) for j in order]
 
     def _scores(self, query: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -498,11 +496,11 @@ class RetrievalIndex:
 
 
 def retrieve(zoo_dir: str | Path, instruction: str | None, dataset: str, classes: ClassesLike, arch: str | ArchSpec,
-             top_k: int = 5, min_accuracy: float | None = None, splits: str = "all", *, backend: str = "faiss",
-             data_root: str | None = None, k: int | None = None) -> list[Hit]:
+             hits: int = 5, min_accuracy: float | None = None, splits: str = "all", *, backend: str = "faiss",
+             data_root: str | None = None) -> list[Hit]:
     """Open the zoo's index (updating it if the zoo grew) and search it once; see `RetrievalIndex.search`."""
     index = RetrievalIndex.open(zoo_dir, backend=backend)
-    return index.search(dataset, classes, arch, instruction, top_k=top_k if k is None else k,
+    return index.search(dataset, classes, arch, instruction, hits=hits,
                         min_accuracy=min_accuracy, splits=splits, data_root=data_root)
 
 

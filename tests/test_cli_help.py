@@ -68,7 +68,7 @@ NUMERIC = [  # every numeric option, out of range: refused while parsing, before
      "--guidance", "-0.5"),
     ("generate", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--out", "n.safetensors",
      "--seed", "-3"),
-    ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--top-k", "0"),
+    ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--hits", "0"),
     ("retrieve", "x", "--dataset", "digits", "--classes", "3,5", "--arch", "mlp:64-8-2", "--min-accuracy", "1.5"),
     ("export", "r.jsonl", "--out", "x", "--batch-size", "0"),
     ("zoo", "build", "--config", "c.yaml", "--out", "x", "--workers", "0"),
@@ -99,3 +99,21 @@ def test_sampling_values_checked_in_the_api_too():
         with pytest.raises(IgpgError):
             SamplingConfig(**bad)
     assert SamplingConfig(temperature=0.0, top_k=5, top_p=0.9).top_k == 5
+
+
+def test_one_sampling_config_with_keyword_overrides():
+    """The API's keywords are SamplingConfig fields replaced in one config: no second set of defaults."""
+    from igpg import IgpgError
+    from igpg.generator.sample import SamplingConfig, sampling_config
+
+    assert sampling_config() == SamplingConfig() and SamplingConfig().samples == 1 and SamplingConfig().temperature == 0
+    base = SamplingConfig(samples=3, top_p=0.9)
+    assert sampling_config(base) is base
+    assert sampling_config(base, temperature=0.5) == SamplingConfig(samples=3, top_p=0.9, temperature=0.5)
+    for bad in (dict(samples=0), dict(samples=257), dict(k=0), dict(k=True), dict(mean_from=-1), dict(use_cache="no")):
+        with pytest.raises(IgpgError):
+            SamplingConfig(**bad)
+    with pytest.raises(TypeError):
+        sampling_config(top_n=3)  # not a field: Python's own error, as for any unknown keyword
+    with pytest.raises(TypeError):
+        SamplingConfig(1)  # keywords only: a bare number could mean samples or temperature

@@ -46,8 +46,10 @@ def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
     task = Task.from_classes("digits", [[3, 4], 5, 8])  # a grouped label
     prof, instr = conditions(task)
     sc = SamplingConfig(temperature=1.0)
-    codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True)
-    codes2, side2, plain = sample_codes(model, [task], arch, prof, instr, sc, seed=1, use_cache=False, return_logits=True)
+    dec = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True)
+    dec2 = sample_codes(model, [task], arch, prof, instr, dataclasses.replace(sc, use_cache=False), seed=1,
+                        return_logits=True)
+    codes, side, cached, codes2, side2, plain = dec.codes, dec.side, dec.logits, dec2.codes, dec2.side, dec2.logits
     full = decode_logits_full(model, [task], arch, prof, instr, codes)
     assert torch.equal(codes, codes2) and torch.equal(side, side2)
     for a, b, c in zip(cached, plain, full):
@@ -183,7 +185,7 @@ def test_windowed_decoding_emits_every_code():
     model = tiny_model(max_seq_len=12)  # far shorter than the network: decoded in windows
     task = Task.from_classes("digits", [3, 5, 8])
     prof, instr = conditions(task)
-    codes, _ = sample_codes(model, [task], "mlp:64-16-3", prof, instr, SamplingConfig(0.0))
+    codes = sample_codes(model, [task], "mlp:64-16-3", prof, instr, SamplingConfig(temperature=0.0)).codes
     assert codes.shape == (1, count_chunks("mlp:64-16-3", 8), 2) and codes.min() >= 0
 
 
@@ -204,7 +206,8 @@ def test_generated_code_count_is_exactly_what_the_architecture_needs(spec):
     model = tiny_model()
     task = Task.from_classes("digits", list(range(spec.num_outputs)))
     prof, instr = conditions(task)
-    codes, side = sample_codes(model, [task], str(spec), prof, instr, SamplingConfig(1.0), seed=0)
+    dec = sample_codes(model, [task], str(spec), prof, instr, SamplingConfig(temperature=1.0), seed=0)
+    codes, side = dec.codes, dec.side
     assert codes.shape == (1, count_chunks(spec, 8), 2)
     assert 0 <= codes.min() and codes.max() < 64
     assert side.shape == (1, spec.depth + 1)
@@ -296,9 +299,10 @@ def test_kv_cache_parity_with_base_rows(arch):
     prof, instr = conditions(task)
     sc = SamplingConfig(temperature=1.0)
     bases = [fake_base(arch)]
-    codes, side, cached = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True, bases=bases)
-    codes2, _, plain = sample_codes(model, [task], arch, prof, instr, sc, seed=1, use_cache=False,
-                                    return_logits=True, bases=bases)
+    dec = sample_codes(model, [task], arch, prof, instr, sc, seed=1, return_logits=True, bases=bases)
+    dec2 = sample_codes(model, [task], arch, prof, instr, dataclasses.replace(sc, use_cache=False), seed=1,
+                        return_logits=True, bases=bases)
+    codes, cached, codes2, plain = dec.codes, dec.logits, dec2.codes, dec2.logits
     full = decode_logits_full(model, [task], arch, prof, instr, codes, bases=bases)
     assert torch.equal(codes, codes2)
     for a, b, c in zip(cached, plain, full):

@@ -132,7 +132,7 @@ def test_sampler_keeps_only_its_window_of_rows(monkeypatch):
         return out
 
     monkeypatch.setattr(_Stepper, "step", spy)
-    codes, _ = sample_codes(model, [task], "mlp:64-32-3", prof, instr, SamplingConfig(0.0))
+    codes = sample_codes(model, [task], "mlp:64-32-3", prof, instr, SamplingConfig(temperature=0.0)).codes
     assert len(held) == 32 + 3 and max(held) <= 12
     assert codes.min() >= 0
 

@@ -87,7 +87,7 @@ def test_exact_arch_hits_have_the_query_arch(index, rows):
         if rng.random() < 0.3:
             spec = spec.with_hidden(tuple(rng.choice([8, 16, 20, 24, 32]) for _ in range(rng.randint(1, 3))))
         try:
-            hits = index.search("digits", classes, str(spec), "Classify some digits", k=rng.randint(1, 8),
+            hits = index.search("digits", classes, str(spec), "Classify some digits", hits=rng.randint(1, 8),
                                 splits=rng.choice(["all", "train"]))
         except IgpgError as e:
             assert "no compatible network" in str(e)
@@ -106,13 +106,13 @@ def test_exact_classes_come_first_and_another_order_says_labels_differ(index, ro
     task = some_task(rows)
     arch = task["arch"]
     mine = [r["net_id"] for r in rows if r["task_id"] == task["task_id"] and r["arch"] == arch]
-    hits = index.search("digits", task["labels"], arch, "Wording that matches nothing in particular", k=len(mine) + 2)
+    hits = index.search("digits", task["labels"], arch, "Wording that matches nothing in particular", hits=len(mine) + 2)
     assert {h.net_id for h in hits[:len(mine)]} == set(mine)
     assert all(h.labels_match and h.exact_arch and h.labels == task["labels"] for h in hits[:len(mine)])
     assert not any(h.labels_match for h in hits[len(mine):])
 
     permuted = task["labels"][1:] + task["labels"][:1]
-    hits = index.search("digits", permuted, arch, task["instruction"], k=len(mine))
+    hits = index.search("digits", permuted, arch, task["instruction"], hits=len(mine))
     assert {h.net_id for h in hits} == set(mine)  # the same classes in another order still outrank other tasks
     for h in hits:
         assert not h.labels_match
@@ -122,7 +122,7 @@ def test_exact_classes_come_first_and_another_order_says_labels_differ(index, ro
 def test_fallback_to_nearest_shape_of_the_same_family(index, rows):
     task = some_task(rows)
     query = ArchSpec.parse(task["arch"]).with_hidden((20,))  # the tiny zoo has widths 16 and 24
-    hits = index.search("digits", task["labels"], str(query), task["instruction"], k=50)
+    hits = index.search("digits", task["labels"], str(query), task["instruction"], hits=50)
     assert hits and not any(h.exact_arch for h in hits)
     for h in hits:
         spec = ArchSpec.parse(h.arch)
@@ -140,7 +140,7 @@ def test_splits_train_and_min_accuracy(index, rows):
     for task in {r["task_id"]: r for r in rows}.values():
         for splits in ("train", "all"):
             try:
-                hits = index.search("digits", task["labels"], task["arch"], task["instruction"], k=100, splits=splits)
+                hits = index.search("digits", task["labels"], task["arch"], task["instruction"], hits=100, splits=splits)
             except IgpgError:
                 assert splits == "train"
                 continue
@@ -149,13 +149,13 @@ def test_splits_train_and_min_accuracy(index, rows):
                 assert not heldout
                 assert all((by_id[h.net_id]["task_split"], by_id[h.net_id]["arch_split"], by_id[h.net_id]["seed_split"])
                            == ("train",) * 3 for h in hits)
-    assert any(h.heldout for h in index.search("digits", task["labels"], task["arch"], "x", k=100))
+    assert any(h.heldout for h in index.search("digits", task["labels"], task["arch"], "x", hits=100))
     task = some_task(rows)
     accs = sorted(r["test_acc"] for r in rows if len(r["labels"]) == 3 and r["arch"] == task["arch"])
     floor = accs[len(accs) // 2]
-    hits = index.search("digits", task["labels"], task["arch"], "x", k=100, min_accuracy=floor)
+    hits = index.search("digits", task["labels"], task["arch"], "x", hits=100, min_accuracy=floor)
     assert hits and all(h.test_acc >= floor for h in hits)
-    assert len(hits) < len(index.search("digits", task["labels"], task["arch"], "x", k=100))
+    assert len(hits) < len(index.search("digits", task["labels"], task["arch"], "x", hits=100))
 
 
 def test_backends_agree_and_numpy_serves_without_faiss(zoo, index, rows, monkeypatch):
@@ -166,7 +166,7 @@ def test_backends_agree_and_numpy_serves_without_faiss(zoo, index, rows, monkeyp
         task = rng.choice(rows)
         arch = rng.choice([task["arch"], str(ArchSpec.parse(task["arch"]).with_hidden((20, 20)))])
         args = ("digits", task["labels"], arch, rng.choice([task["instruction"], "digits please"]))
-        a, b = index.search(*args, k=7), numpy_index.search(*args, k=7)
+        a, b = index.search(*args, hits=7), numpy_index.search(*args, hits=7)
         assert [h.net_id for h in a] == [h.net_id for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
     monkeypatch.setattr(retrieval, "_import_faiss", lambda: None)
@@ -206,7 +206,7 @@ def test_incremental_update_embeds_only_new_networks(tiny_zoo, tmp_path, index, 
     assert RetrievalIndex.open(zoo).added == 0  # the update was stored
     for task in {r["task_id"]: r for r in task_rows(zoo)}.values():  # same answers as the index built at once
         args = ("digits", task["labels"], task["arch"], task["instruction"])
-        a, b = grown.search(*args, k=6), index.search(*args, k=6)
+        a, b = grown.search(*args, hits=6), index.search(*args, hits=6)
         assert [h.net_id for h in a] == [h.net_id for h in b]
         assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
 
@@ -254,12 +254,12 @@ def test_second_writer_waits_for_the_lock(tiny_zoo, tmp_path):
 
 def test_hit_loads_its_network_and_retrieve_convenience(zoo, rows):
     task = some_task(rows)
-    hits = retrieve(zoo, task["instruction"], "digits", ",".join(map(str, task["labels"])), task["arch"], k=2)
+    hits = retrieve(zoo, task["instruction"], "digits", ",".join(map(str, task["labels"])), task["arch"], hits=2)
     assert len(hits) == 2 and hits[0].labels_match and Path(hits[0].file).is_absolute()
     net = hits[0].load()
     assert sum(p.numel() for p in net.parameters()) == ArchSpec.parse(task["arch"]).n_params
     assert "\n" not in hits[0].describe() and hits[0].net_id in hits[0].describe()
-    assert retrieve(zoo, "", "digits", task["labels"], task["arch"], k=1)  # empty instruction: default wording
+    assert retrieve(zoo, "", "digits", task["labels"], task["arch"], hits=1)  # empty instruction: default wording
 
 
 @pytest.mark.parametrize("change, match", [
@@ -270,14 +270,14 @@ def test_hit_loads_its_network_and_retrieve_convenience(zoo, rows):
     ({"arch": "mlp:40-16-3"}, "takes inputs of size 40"),
     ({"arch": "mlp:64-16-4"}, "has 4 outputs but the task has 3"),
     ({"arch": "rnn:64-3"}, "unknown family"),
-    ({"k": 0}, "k .* must be an integer >= 1"),
-    ({"k": 2.5}, "k .* must be an integer >= 1"),
+    ({"hits": 0}, "hits .* must be an integer >= 1"),
+    ({"hits": 2.5}, "hits .* must be an integer >= 1"),
     ({"splits": "test"}, "unknown splits"),
     ({"min_accuracy": 1.5}, "min_accuracy must be"),
     ({"instruction": "   "}, None),  # falls back to the default wording, no error
 ])
 def test_bad_queries_raise_one_line_errors(index, change, match):
-    query = {"dataset": "digits", "classes": [3, 5, 8], "arch": "mlp:64-16-3", "instruction": "digits", "k": 3,
+    query = {"dataset": "digits", "classes": [3, 5, 8], "arch": "mlp:64-16-3", "instruction": "digits", "hits": 3,
              "splits": "all", "min_accuracy": None, **change}
     if match is None:
         assert index.search(**query)

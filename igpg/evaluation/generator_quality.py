@@ -19,6 +19,7 @@ from igpg.evaluation.baselines import (TrainingPool, generic_rows_net, memorisat
 from igpg.evaluation.heldout import DEFAULT_CATEGORIES, TRAIN_ONLY, category_queries, category_query
 from igpg.generator.api import ParameterGenerator
 from igpg.generator.base_rows import GenericBank
+from igpg.generator.sample import SamplingConfig
 from igpg.generator.conditions import support_set
 from igpg.zoo.catalogue import Catalogue
 
@@ -27,11 +28,13 @@ def _test_data(dataset: str, labels):
     return Task.from_classes(dataset, labels).relabel(load_dataset(dataset).test)
 
 
-def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=(0, 1, 2), samples: int = 1,
-                       categories=None, progress: Callable[[str, int, int], None] | None = None,
-                       extras: bool = True) -> dict:
+def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=(0, 1, 2),
+                       sampling: SamplingConfig | None = None, categories=None,
+                       progress: Callable[[str, int, int], None] | None = None, extras: bool = True) -> dict:
     """Generated vs trained per category, beside the baselines (module docstring); with `extras`, also the GHN
-    protocol and the memorisation checks (`igpg.evaluation.baselines`)."""
+    protocol and the memorisation checks (`igpg.evaluation.baselines`). `sampling`: how `generate` decodes
+    (default: greedy)."""
+    sampling = sampling if sampling is not None else SamplingConfig()
     categories = list(categories or DEFAULT_CATEGORIES)
     for name in categories:
         category_query(name, gen)  # every category checked before any work
@@ -42,7 +45,7 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
     trained = {(r["arch"], r["dataset"]) for r in train_rows}
     bank = GenericBank.from_zoo(zoo_dir, excluded)  # the transform baseline's sources: training architectures only
     pool = TrainingPool(zoo, train_rows, bank)
-    report = {"generator": gen.name, "zoo": str(zoo_dir), "seeds": list(seeds), "samples": samples,
+    report = {"generator": gen.name, "zoo": str(zoo_dir), "seeds": list(seeds), "samples": sampling.samples,
               "queries_per_category": limit, "categories": {}}
     for name in categories:
         queries = category_queries(zoo, name, gen, limit, trained)
@@ -63,8 +66,8 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
                 rec.update(gen_epoch1=[], random_epoch1=[], dist_nearest=[], nearest_noise=[], knn_mean=[])
             for s in seeds:
                 instr = instructions[s % len(instructions)]
-                net = gen.generate(instr, dataset=q["dataset"], classes=q["labels"], arch=q["arch"], samples=samples,
-                                   seed=s)
+                net = gen.generate(instr, dataset=q["dataset"], classes=q["labels"], arch=q["arch"], seed=s,
+                                   sampling=sampling)
                 rec["generated"].append(accuracy(net, data.x, data.y))
                 rec["decoded"].append(accuracy(net.igpg_decoded, data.x, data.y))  # the decoder's own candidate
                 rec["picked_base"].append(net.igpg_metadata["igpg.source"].startswith("base:"))

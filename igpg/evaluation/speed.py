@@ -6,7 +6,7 @@
 2. scaling: time to generate one network (greedy, batch 1, end to end: conditions, decoding, weight decoding,
    support score) against its parameter count, over MLPs as wide and deep as the generator accepts, with the
    least-squares slope of log(time) on log(parameters);
-3. KV cache: the same generations with and without the cache (`ParameterGenerator.use_cache`), time and whether
+3. KV cache: the same generations with and without the cache (`SamplingConfig.use_cache`), time and whether
    the weights are identical.
 
 Every timing is the best (minimum) of `repeats` runs after a warm-up, with torch's thread count recorded: the
@@ -153,26 +153,21 @@ def loglog_fits(points: list[dict]) -> dict:
 
 def kv_cache(gen: ParameterGenerator, archs=CACHE_ARCHS, repeats: int = 2, progress: Progress | None = None) -> dict:
     rows = []
-    before = gen.use_cache
-    try:
-        for i, (dataset, arch) in enumerate(archs):
-            req = _request(dataset, arch)
-            out = {}
-            for cache in (True, False):
-                gen.use_cache = cache
-                nets = []
-                seconds = _best_time(lambda: nets.append(gen.generate_batch([req])[0]), repeats)
-                out[cache] = (seconds, nets[-1].state_dict())
-            a, b = out[True][1], out[False][1]
-            rows.append({"dataset": dataset, "arch": arch, "params": ArchSpec.parse(arch).n_params,
-                         "cache_s": out[True][0], "no_cache_s": out[False][0],
-                         "speedup": out[False][0] / out[True][0],
-                         "identical": all(torch.equal(a[k], b[k]) for k in a),
-                         "max_abs_diff": max(float((a[k] - b[k]).abs().max()) for k in a)})
-            if progress:
-                progress("speed: KV cache", i + 1, len(archs))
-    finally:
-        gen.use_cache = before
+    for i, (dataset, arch) in enumerate(archs):
+        req = _request(dataset, arch)
+        out = {}
+        for cache in (True, False):
+            nets = []
+            seconds = _best_time(lambda: nets.append(gen.generate_batch([req], use_cache=cache)[0]), repeats)
+            out[cache] = (seconds, nets[-1].state_dict())
+        a, b = out[True][1], out[False][1]
+        rows.append({"dataset": dataset, "arch": arch, "params": ArchSpec.parse(arch).n_params,
+                     "cache_s": out[True][0], "no_cache_s": out[False][0],
+                     "speedup": out[False][0] / out[True][0],
+                     "identical": all(torch.equal(a[k], b[k]) for k in a),
+                     "max_abs_diff": max(float((a[k] - b[k]).abs().max()) for k in a)})
+        if progress:
+            progress("speed: KV cache", i + 1, len(archs))
     return {"repeats": repeats, "archs": rows}
 
 

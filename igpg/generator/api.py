@@ -44,7 +44,7 @@ from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.model import WeightGenerator
 from igpg.generator.model_dir import KIND, TOKENIZER_DIR, config_from_dict
-from igpg.generator.sample import SamplingConfig, sample_codes
+from igpg.generator.sample import SamplingConfig, sample_codes, sampling_config
 from igpg.text import check_instruction, embed_texts
 from igpg.tokenizer.chunking import _chunks_per_row
 from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
@@ -83,10 +83,7 @@ class ParameterGenerator:
         self.card: str | None = None  # the model card (CARD.md) it was loaded with, carried by save_pretrained
         # base_rows models: the generic networks whose rows a request starts from (none: decode without a base)
         self.bank = bank if bank is not None else GenericBank()
-        self.use_base = True  # False: a base_rows model decodes every request without a base (as for unseen archs)
         self._bases: dict[tuple, tuple | None] = {}  # encoded bases by (arch, dataset, labels): best-of-K reuses them
-        self.mean_from: int | None = None  # residual levels >= this are decoded as expected code vectors
-        self.use_cache = True  # KV cache in sampling; False recomputes the whole sequence per row (same outputs, slower)
         self.budget = Budget()  # requests above max_params / max_memory are refused before decoding (budget.py)
 
     # ---- loading -------------------------------------------------------------------------------------------
@@ -149,7 +146,7 @@ class ParameterGenerator:
     def base_of(self, task: Task, spec: ArchSpec, support_x: torch.Tensor | None = None):
         """The request's base rows (a base_rows model with a generic network it can be carried from; a lossy
         carry-over is calibrated on the support samples `support_x`), else None."""
-        if not (self.cfg.base_rows and self.use_base):
+        if not self.cfg.base_rows:
             return None
         key = (spec, task.dataset, task.labels, None if support_x is None else hash(support_x.numpy().tobytes()))
         if key not in self._bases:
@@ -222,17 +219,14 @@ class ParameterGenerator:
             profiles.append(sample_profile(x, load_dataset(r.task.dataset).input_shape)
                             .view(r.task.num_labels, k, -1))
         instr = embed_texts([r.instruction for r in requests], device=self.device)
-        books = self.tokenizer.codebooks() if self.mean_from is not None else None
-        bases = [self.base_of(r.task, spec, x) for r, (x, _) in zip(requests, support)]
-        if books is None:
-            codes, side = sample_codes(self.model, [r.task for r in requests], spec, profiles, instr, sc, seed=seeds[0],
-                                       use_cache=self.use_cache, bases=bases, progress=rows)
-            states = [self.tokenizer.decode(Codes(str(spec), c, sd)) for c, sd in zip(codes, side)]
+        books = self.tokenizer.codebooks() if sc.mean_from is not None else None
+        bases = [self.base_of(r.task, spec, x) if sc.use_base else None for r, (x, _) in zip(requests, support)]
+        dec = sample_codes(self.model, [r.task for r in requests], spec, profiles, instr, sc, seed=seeds[0],
+                           codebooks=books, bases=bases, progress=rows)
+        if dec.latents is None:
+            states = [self.tokenizer.decode(Codes(str(spec), c, sd)) for c, sd in zip(dec.codes, dec.side)]
         else:
-            codes, side, lat = sample_codes(self.model, [r.task for r in requests], spec, profiles, instr, sc,
-                                            seed=seeds[0], codebooks=books, mean_from=self.mean_from,
-                                            use_cache=self.use_cache, bases=bases, progress=rows)
-            states = [self.tokenizer.decode_latents(z, spec, sd) for z, sd in zip(lat, side)]
+            states = [self.tokenizer.decode_latents(z, spec, sd) for z, sd in zip(dec.latents, dec.side)]
         out = []
         for r, state, (x, y), s, base in zip(requests, states, support, seeds, bases):
             net = r.spec.load(state)
@@ -249,34 +243,32 @@ class ParameterGenerator:
             out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
         return out
 
-    def generate(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, samples: int = 1, seed: int = 0,
-                 k: int | None = None, temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                 guidance: float = 1.0, base_candidate: bool = True, data_root: str | Path | None = None,
-                 progress: Progress | None = None) -> nn.Module:
-        """A network for the task, ready to use. With samples=K, one network is decoded at `temperature` (0 =
-        greedy) and K-1 more are sampled (at `temperature`, or 0.5 if it is 0); the one scoring best on the support
-        samples is returned (the first on ties). With `base_candidate` (a base_rows model), the request's base itself
-        (float weights, see `base_candidate`) competes too and wins ties: the decoder must do better on the support
-        samples than the network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked).
+    def generate(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, seed: int = 0,
+                 sampling: SamplingConfig | None = None, data_root: str | Path | None = None,
+                 progress: Progress | None = None, **overrides) -> nn.Module:
+        """A network for the task, ready to use, decoded as `sampling` says (default `SamplingConfig()`: one greedy
+        network); `overrides` are SamplingConfig fields (`samples=8, temperature=0.7`) replaced in it.
+
+        With samples=K, one network is decoded at `temperature` (0 = greedy) and K-1 more are sampled (at
+        `temperature`, or 0.5 if it is 0); the one scoring best on the support samples is returned (the first on
+        ties). With `base_candidate` (a base_rows model), the request's base itself (float weights, see
+        `base_candidate`) competes too and wins ties: the decoder must do better on the support samples than the
+        network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked).
         `data_root`: the folder of a torchvision:<Name> dataset. `progress(phase, done, total)` is called with
         phase "candidates" after each decoding pass and "rows" after each decoded row."""
+        sc = sampling_config(sampling, **overrides)
         with using_data_root(data_root):
             req = self.check_request(instruction, dataset, classes, arch, seed)
-            sc = SamplingConfig(temperature, top_k, top_p, guidance)
-            return self._best([req], samples, sc, k, base_candidate, progress)[0]
+            return self._best([req], sc, progress)[0]
 
-    def _best(self, reqs: list[Request], samples: int, sc: SamplingConfig, k: int | None, base_candidate: bool,
-              progress: Progress | None) -> list[nn.Module]:
-        """Best-of-`samples` for each request (all of one architecture): one pass decodes every request at
+    def _best(self, reqs: list[Request], sc: SamplingConfig, progress: Progress | None) -> list[nn.Module]:
+        """Best-of-`sc.samples` for each request (all of one architecture): one pass decodes every request at
         sc.temperature, a second one samples K-1 more of each; the request's base competes and wins ties."""
-        if not isinstance(samples, int) or isinstance(samples, bool) or not 1 <= samples <= 256:
-            raise IgpgError(f"samples must be an integer in 1..256, got {samples!r}")
         if sc.guidance != 1.0:  # guidance decodes every network twice (with and without the conditions)
             for req in reqs:
                 self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
-        k = self.cfg.k_support if k is None else k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-            raise IgpgError(f"k={k!r} samples per label: k (support samples) must be an integer in 1..1000")
+        k = self.cfg.k_support if sc.k is None else sc.k
+        samples = sc.samples
         total = len(reqs) * samples
         rows = None if progress is None else (lambda done, n: progress("rows", done, n))
         if progress is not None:
@@ -297,7 +289,7 @@ class ParameterGenerator:
         for req, group in zip(reqs, cands):
             decoded = max(group, key=lambda c: c.support_acc)  # first best on ties
             best = decoded
-            base = self.base_candidate(req, k) if base_candidate else None
+            base = self.base_candidate(req, k) if sc.base_candidate and sc.use_base else None
             if base is not None and base.support_acc >= decoded.support_acc:  # ties go to the base (README: measured)
                 best = base
             self._annotate(best.net, req, samples)
@@ -314,7 +306,7 @@ class ParameterGenerator:
         """The request's base as a network (float weights: the generic network of its architecture with rows
         selected, or the nearest one's carried over and calibrated on the support samples), scored on the support
         samples; None without a base."""
-        if not (self.cfg.base_rows and self.use_base):
+        if not self.cfg.base_rows:
             return None
         found = self.bank.source(req.spec, req.task.dataset)
         if found is None:
@@ -327,19 +319,18 @@ class ParameterGenerator:
         source = key.rsplit("@", 1)[0] + (f" carried over ({'; '.join(plan.steps)})" if plan.steps else "")
         return Candidate(net, accuracy(net, x, y), req.seed, source)
 
-    def generate_batch(self, requests: Iterable[dict], k: int | None = None, temperature: float = 0.0,
-                       guidance: float = 1.0, samples: int = 1, base_candidate: bool = True,
+    def generate_batch(self, requests: Iterable[dict], sampling: SamplingConfig | None = None,
                        data_root: str | Path | None = None, progress: Progress | None = None,
-                       errors: str = "raise") -> list[nn.Module | Exception]:
+                       errors: str = "raise", **overrides) -> list[nn.Module | Exception]:
         """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture (as
-        many as the memory budget allows at once), each the best of `samples` as in `generate`.
+        many as the memory budget allows at once), each as `generate` decodes it (`sampling`, `overrides`).
 
         errors="raise": the first bad request raises. errors="return": each request fails alone (bad input, a size
         above the budget, an allocation that failed, anything raised while decoding it): its place in the returned
         list holds the exception, and every other request is still decoded."""
         if errors not in ("raise", "return"):
             raise IgpgError(f"errors must be 'raise' or 'return', got {errors!r}")
-        sc = SamplingConfig(temperature, None, None, guidance)  # bad sampling values fail every request: raise
+        sc = sampling_config(sampling, **overrides)  # bad sampling values fail every request: raise
         out: list = []
         reqs: dict[int, Request] = {}
         with using_data_root(data_root):
@@ -361,79 +352,75 @@ class ParameterGenerator:
             for i, r in reqs.items():
                 by_arch.setdefault(r.spec, []).append(i)
             for idx in by_arch.values():
-                best = self._best_isolated([reqs[i] for i in idx], samples, sc, k, base_candidate, progress, errors)
+                best = self._best_isolated([reqs[i] for i in idx], sc, progress, errors)
                 for i, net in zip(idx, best):
                     out[i] = net
         return out
 
-    def _best_isolated(self, reqs: list[Request], samples: int, sc: SamplingConfig, k: int | None,
-                       base_candidate: bool, progress: Progress | None, errors: str) -> list:
+    def _best_isolated(self, reqs: list[Request], sc: SamplingConfig, progress: Progress | None,
+                       errors: str) -> list:
         """`_best` of one architecture's requests; if it fails and errors="return", each request alone (its
         exception in its place)."""
         try:
-            return self._best(reqs, samples, sc, k, base_candidate, progress)
+            return self._best(reqs, sc, progress)
         except Exception as e:
             if errors == "raise":
                 raise
             if len(reqs) == 1:
                 return [e]
-        return [x for r in reqs for x in self._best_isolated([r], samples, sc, k, base_candidate, progress, errors)]
+        return [x for r in reqs for x in self._best_isolated([r], sc, progress, errors)]
 
     def export(self, requests, out_dir, batch_size: int = 16, progress=None, force: bool = False,
-               data_root: str | Path | None = None, **sampling):
+               data_root: str | Path | None = None, sampling: SamplingConfig | None = None, **overrides):
         """Export many requests (a JSONL path or dicts) as safetensors + manifest.jsonl; see igpg/export.py.
-        `sampling`: generate_batch's options (samples, temperature, guidance, k)."""
+        Each is decoded as `generate` decodes it (`sampling`, `overrides`)."""
         from igpg.export import export_networks, producer_from_generator
 
         root = None if data_root is None else str(data_root)
         with using_data_root(root):
-            return export_networks(requests, out_dir, producer_from_generator(self, **sampling),
+            return export_networks(requests, out_dir, producer_from_generator(self, sampling_config(sampling, **overrides)),
                                    batch_size=batch_size, generator_name=self.name, progress=progress, data_root=root,
                                    force=force)
 
-    def retrieve(self, instruction: str, dataset: str, classes, arch, top_k: int = 5, zoo=None, min_accuracy=None,
-                 splits: str = "all", data_root: str | Path | None = None, *, k: int | None = None):
-        """The `top_k` nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py.
-
-        (`k` is the old spelling of `top_k`, still accepted: everywhere else `k` counts support samples.)"""
+    def retrieve(self, instruction: str, dataset: str, classes, arch, hits: int = 5, zoo=None, min_accuracy=None,
+                 splits: str = "all", data_root: str | Path | None = None):
+        """The `hits` nearest zoo networks for the query, architecture-aware; see igpg/retrieval.py."""
         from igpg.retrieval import retrieve
 
-        if k is not None:
-            top_k = k
-        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k,
+        return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits,
                         min_accuracy=min_accuracy, splits=splits, data_root=None if data_root is None else str(data_root))
 
-    def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, samples: int = 1, seed: int = 0,
-                             k: int | None = None, top_k: int = 5, zoo=None, temperature: float = 0.0,
-                             data_root: str | Path | None = None) -> nn.Module:
-        """The better of the generated candidates and the retrieved zoo networks of exactly this architecture and
-        these labels, judged on the support samples; `net.igpg_metadata["igpg.source"]` says which it is
-        ("generated" or "retrieved:<net_id>"). Ties go to the generated network."""
+    def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, seed: int = 0, hits: int = 5,
+                             zoo=None, sampling: SamplingConfig | None = None, data_root: str | Path | None = None,
+                             **overrides) -> nn.Module:
+        """The better of the generated network (decoded as `generate` decodes it: `sampling`, `overrides`) and the
+        `hits` nearest zoo networks of exactly this architecture and these labels, judged on the support samples;
+        `net.igpg_metadata["igpg.source"]` says which it is ("generated", "base:..." or "retrieved:<net_id>"). Ties
+        go to the generated network."""
+        sc = sampling_config(sampling, **overrides)
         with using_data_root(data_root):
-            return self._generate_or_retrieve(instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
-                                              temperature)
+            return self._generate_or_retrieve(instruction, dataset, classes, arch, seed, hits, zoo, sc)
 
-    def _generate_or_retrieve(self, instruction, dataset, classes, arch, samples, seed, k, top_k, zoo,
-                              temperature) -> nn.Module:
+    def _generate_or_retrieve(self, instruction, dataset, classes, arch, seed: int, hits: int, zoo,
+                              sc: SamplingConfig) -> nn.Module:
         from igpg.retrieval import retrieve
 
         req = self.check_request(instruction, dataset, classes, arch, seed)
-        net = self.generate(instruction, dataset, classes, req.spec, samples=samples, seed=seed, k=k,
-                            temperature=temperature)
+        net = self.generate(instruction, dataset, classes, req.spec, seed=seed, sampling=sc)
         best, best_acc = net, net.igpg_support_acc
-        x, y = support_set(req.task, self.cfg.k_support if k is None else k, seed=seed)
+        x, y = support_set(req.task, self.cfg.k_support if sc.k is None else sc.k, seed=seed)
         try:
-            hits = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, top_k=top_k)
+            found = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits)
         except IgpgError:
-            hits = []  # no zoo, or nothing compatible in it: the generated network stands
-        for hit in hits:
+            found = []  # no zoo, or nothing compatible in it: the generated network stands
+        for hit in found:
             if not (hit.exact_arch and hit.labels_match):
                 continue  # a network for other labels would answer other questions
             cand = hit.load()
             acc = accuracy(cand, x, y)
             if acc > best_acc:
                 best, best_acc = cand, acc
-                self._annotate(best, req, samples)
+                self._annotate(best, req, sc.samples)
                 best.igpg_metadata["igpg.source"] = f"retrieved:{hit.net_id}"
         best.igpg_support_acc = best_acc
         return best

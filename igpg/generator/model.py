@@ -92,6 +92,16 @@ class GeneratorConfig:
             raise IgpgError(f"generator config: head_loss_weight must be positive, got {self.head_loss_weight!r}")
 
 
+@dataclass
+class Conditions:
+    """A batch's conditions, encoded once (`WeightGenerator.encode_conditions`) for training and both sampling paths."""
+
+    prefix: torch.Tensor  # (B, P, D): instruction, label and architecture tokens
+    prefix_mask: torch.Tensor  # (B, P): 1 where a token exists (labels and layers are padded)
+    head_labels: torch.Tensor  # (B, R, D): each output row's label token, zero for hidden rows
+    base_input: torch.Tensor | None  # (B, R, D): what each row sees of its base row (base_rows models), else None
+
+
 def mean_key(table: nn.Embedding, keys: torch.Tensor) -> torch.Tensor:
     """(B, R, M) hashed slots (-1 pad) -> (B, R, width): the mean of each row's slot vectors (zero if none)."""
     valid = (keys >= 0).float()[..., None]
@@ -177,6 +187,21 @@ class WeightGenerator(nn.Module):
             a = a + self.arch_act(arch_act)[:, None]
         t = self.type_emb.weight
         return torch.cat([(i + t[0])[:, None], labels + t[1], a + t[2]], 1)
+
+    def encode_conditions(self, cond: dict, head_label: torch.Tensor, base: torch.Tensor | None = None,
+                          base_side: torch.Tensor | None = None) -> Conditions:
+        """The conditions of a batch -> prefix and what the rows add to their positions.
+
+        cond: `generator.data.condition_batch`'s tensors (a training batch holds them too); head_label (B, R) the
+        label index each output row answers for (-1: hidden row); base (B, R, J, Q), base_side (B, R): the base rows
+        (base_rows models)."""
+        labels = self.label_tokens(cond["profiles"], cond["class_ids"], cond["label_mask"], cond["drop_labels"])
+        prefix = self.prefix(cond["instr"], cond["drop_instr"], labels, cond["arch_feat"], cond["arch_act"])
+        prefix_mask = torch.cat([torch.ones_like(cond["label_mask"][:, :1]), cond["label_mask"], cond["arch_mask"]], 1)
+        head = torch.gather(labels, 1, head_label.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
+        head = head * (head_label >= 0)[..., None]
+        base_in = self.base_input(base, base_side) if self.cfg.base_rows else None
+        return Conditions(prefix, prefix_mask, head, base_in)
 
     # ---- rows ---------------------------------------------------------------------------------------------
     def row_position(self, rows: dict) -> torch.Tensor:
@@ -273,17 +298,13 @@ class WeightGenerator(nn.Module):
     def forward(self, batch: dict) -> dict:
         """Mean cross-entropy (nats per code) of the batch's codes; see generator/data.py for the batch's keys."""
         b = batch
-        labels = self.label_tokens(b["profiles"], b["class_ids"], b["label_mask"], b["drop_labels"])
-        pre = self.prefix(b["instr"], b["drop_instr"], labels, b["arch_feat"], b["arch_act"])  # (B, P, D), P = 1 + L + A
-        pre_mask = torch.cat([torch.ones_like(b["label_mask"][:, :1]), b["label_mask"], b["arch_mask"]], 1)
-        head_lab = torch.gather(labels, 1, b["head_label"].clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
-        head_lab = head_lab * (b["head_label"] >= 0)[..., None]
-        row_in = self.row_inputs(b["rows"], b["codes"], head_lab)
-        if self.cfg.base_rows:
-            row_in = row_in + self.base_input(b["base"], b["base_side"])
-        x = torch.cat([pre, row_in], 1)
-        mask = torch.cat([pre_mask, b["row_mask"]], 1).bool()
-        h = self.decoder(x, mask=mask)[:, pre.shape[1]:]  # (B, R, D)
+        c = self.encode_conditions(b, b["head_label"], b.get("base"), b.get("base_side"))  # prefix (B, P, D)
+        row_in = self.row_inputs(b["rows"], b["codes"], c.head_labels)
+        if c.base_input is not None:
+            row_in = row_in + c.base_input
+        x = torch.cat([c.prefix, row_in], 1)
+        mask = torch.cat([c.prefix_mask, b["row_mask"]], 1).bool()
+        h = self.decoder(x, mask=mask)[:, c.prefix.shape[1]:]  # (B, R, D)
         valid = b["codes"][..., 0] >= 0  # (B, R, J) chunks that exist
         bi, ri, ji = valid.nonzero(as_tuple=True)
         weighted = self.cfg.head_loss_weight != 1.0
