@@ -1,6 +1,6 @@
 """Checkpoint directories (as lerobot does): never a pickle.
 
-    DIR/config.json                       the model's config (a dataclass, as JSON) + what it is
+    DIR/config.json                       the model's config (igpg/config.py, as JSON) + what it is
     DIR/model.safetensors                 weights and buffers
     DIR/training_state/optimizer.safetensors + optimizer.json   Adam moments + param groups
     DIR/training_state/state.json         step, metrics so far; RNG states in rng.safetensors
@@ -15,7 +15,6 @@ run resumes or saves again.
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import errno
 import json
 import math
@@ -34,85 +33,6 @@ from igpg.io import load_weights, read_header, save_weights
 CONFIG = "config.json"
 MODEL = "model.safetensors"
 STATE = "training_state"
-
-
-def dataclass_from_dict(cls, raw: dict, what: str, limits: dict[str, int | float] | None = None,
-                        removed: dict[str, Any] | None = None):
-    """A frozen config dataclass from a dict (JSON or YAML): unknown keys and bad values are `IgpgError`s;
-    lists become tuples where the field is a tuple; a number above its entry in `limits` is refused (a size no
-    model of igpg's has: a corrupt or hostile config.json would otherwise allocate whatever it says).
-    `removed`: options that no longer exist, each with the neutral value it had when off; an older config may
-    still hold one at that value (ignored), any other value is refused."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if not isinstance(raw, dict):
-        raise IgpgError(f"{what} config: expected a mapping of {cls.__name__} keys")
-    raw = _drop_removed(raw, removed or {}, what)
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise IgpgError(f"{what} config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(fields))}")
-    raw = {k: tuple(v) if isinstance(v, list) and "tuple" in str(fields[k].type) else v for k, v in raw.items()}
-    for key, value in raw.items():
-        _check_value(what, key, value, fields[key])
-        high = (limits or {}).get(key)
-        if high is not None and isinstance(value, (int, float)) and value > high:
-            raise IgpgError(f"{what} config: {key} must be at most {high}, got {str(value)[:40]}")
-    try:
-        return cls(**raw)
-    except TypeError as e:
-        raise IgpgError(f"{what} config: {e}") from None
-
-
-def _drop_removed(raw: dict, removed: dict[str, Any], what: str) -> dict:
-    """`raw` without the removed options it holds at their neutral value; a removed option set otherwise is refused."""
-    for key in sorted(set(raw) & set(removed)):
-        value, neutral = raw[key], removed[key]
-        same = (tuple(value) if isinstance(value, list) else value) == neutral
-        if not same or isinstance(value, bool) != isinstance(neutral, bool):
-            raise IgpgError(f"{what} config: option {key!r} was removed; an old config may hold it only at its "
-                            f"neutral value {neutral!r}, got {repr(value)[:40]}")
-    return {k: v for k, v in raw.items() if k not in removed}
-
-
-_AT_LEAST_ONE = ("steps", "batch_size", "log_every", "checkpoint_every")  # a 0 here trains nothing or divides by 0
-
-
-def _check_value(what: str, key: str, value: Any, f: dataclasses.Field) -> None:
-    """The value has its default's type (an int is a fine float), numbers are not negative, counts are >= 1."""
-    default = f.default_factory() if f.default is dataclasses.MISSING else f.default
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, (int, float)):
-        ok = isinstance(value, type(default) if isinstance(default, int) else (int, float)) and not isinstance(value, bool)
-    elif default is dataclasses.MISSING:
-        ok = True
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        kind = {"tuple": "list", "dict": "mapping"}.get(type(default).__name__, type(default).__name__)
-        raise IgpgError(f"{what} config: {key} must be {kind}, got {value!r}")
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        low = 1 if key in _AT_LEAST_ONE else 0
-        if not value >= low:  # also refuses NaN
-            raise IgpgError(f"{what} config: {key} must be at least {low}, got {value!r}")
-
-
-def read_yaml(path: str | Path, what: str):
-    """The parsed content of a YAML config file, with one-line errors for a missing or malformed file."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise IgpgError(f"{what} config {str(path)!r} not found")
-    try:
-        return yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise IgpgError(f"{what} config {str(path)!r} is not valid YAML: {first}") from None
-
-
-def load_yaml_config(cls, path: str | Path, what: str):
-    """`dataclass_from_dict` over a YAML file."""
-    return dataclass_from_dict(cls, read_yaml(path, what), what)
 
 
 def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -144,7 +64,7 @@ def save_checkpoint(path: str | Path, kind: str, config: Any, model: nn.Module,
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / STATE).mkdir(parents=True)
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     (tmp / CONFIG).write_text(json.dumps({"kind": kind, "config": cfg}, indent=1))
     save_weights(tmp / MODEL, model.state_dict(), {"igpg.kind": kind})
     if optimizer is not None:
@@ -179,7 +99,7 @@ def save_model(path: str | Path, kind: str, config: Any, state: dict[str, torch.
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    cfg = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     save_weights(path / MODEL, state, {"igpg.kind": kind, **(metadata or {})})
     atomic_write_text(path / CONFIG, json.dumps({"kind": kind, "config": cfg}, indent=1))
 

@@ -87,6 +87,10 @@ def _root(
 ) -> None:
     pass  # the app's help is Typer(help=...); this callback only carries --version
 
+# dotted overrides of a config file (igpg/config.py), shared by zoo build and the train commands
+SetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="KEY=VALUE", help="Override one config value (repeatable); the value is YAML, e.g. "
+    "--set train.lr=3e-4 --set model.dim=256. An unknown key is an error.")]
 ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + nets/).", show_default=False)]
 # options shared by generate and retrieve, defined once
 InstructionArg = Annotated[str, typer.Argument(help="What the network should do, in plain words.")]
@@ -201,10 +205,11 @@ def zoo_build(
                                          "pip install 'igpg\\[ray]').")] = "local",
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (e.g. ray://head:10001 or auto); "
                                                    "default: start a local one.")] = None,
+    overrides: SetOpt = None,
 ) -> None:
     """Train every network the config asks for that the zoo lacks; re-running resumes.
 
-    Example: igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny --workers 2
+    Example: igpg zoo build --config configs/zoo/tiny.yaml --out zoos/tiny --workers 2 --set train.max_epochs=20
     """
     from igpg.zoo import build_zoo, load_zoo_config
     from igpg.zoo.builder import BACKENDS, require_ray
@@ -213,7 +218,7 @@ def zoo_build(
         raise IgpgError(f"unknown --backend {backend!r}; available: {', '.join(BACKENDS)}")
     if backend == "ray":
         require_ray()  # before reading the config: the one thing missing is Ray
-    cfg = load_zoo_config(config)
+    cfg = load_zoo_config(config, overrides)
     with _Bars() as bars:
         report = build_zoo(cfg, out_dir, workers=workers, progress=bars, backend=backend, address=address)
     out.print(f"zoo {cfg.name!r} in {out_dir}: {report.planned} networks planned, {report.trained} trained now, "
@@ -289,10 +294,11 @@ def train_tokenizer_cmd(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory; an existing one resumes.")],
     codes: Annotated[bool, typer.Option(help="Then extract every zoo network's codes to OUT/codes.")] = True,
     device: DeviceOpt = "auto",
+    overrides: SetOpt = None,
 ) -> None:
     """Train a VQ-VAE weight tokenizer on the zoo's training networks (resumable), then extract codes.
 
-    Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok
+    Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok --set lr=3e-3
     """
     from igpg import distributed
     from igpg.tokenizer.codes import extract_codes
@@ -300,7 +306,7 @@ def train_tokenizer_cmd(
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 
-    cfg = load_tokenizer_config(config)
+    cfg = load_tokenizer_config(config, overrides)
     Catalogue(zoo).close()  # a missing zoo is reported before anything is written
     with distributed.session(device) as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes, reports
         tok = train_tokenizer(zoo, cfg, out_dir, progress=bars if ctx.is_main else None, device=device)
@@ -343,18 +349,21 @@ def train_generator_cmd(
     config: Annotated[Path, typer.Option("--config", "-c", help="Generator config YAML.")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Generator directory; an existing one resumes.")],
     device: DeviceOpt = "auto",
+    overrides: SetOpt = None,
 ) -> None:
     """Train the conditional generator on the zoo's training networks (resumable). OUT holds everything
     `igpg generate --model OUT` needs (the tokenizer is copied into OUT/tokenizer).
 
     Example: igpg train generator --zoo zoos/default --tokenizer runs/tok --config configs/generator/default.yaml --out runs/gen
+
+    A variant: ... --out runs/gen-lr3 --set train.lr=3e-4 --set model.dim=256 (keys: igpg/generator/config.py)
     """
     from igpg import distributed
     from igpg.generator.model_dir import load_generator_config
     from igpg.generator.train import train_generator
     from igpg.zoo import Catalogue
 
-    cfg = load_generator_config(config)
+    cfg = load_generator_config(config, overrides)
     Catalogue(zoo).close()
     with distributed.session(device) as ctx, _Bars() as bars:  # under torchrun: data-parallel, rank 0 writes, reports
         train_generator(zoo, tokenizer, cfg, out_dir, progress=bars if ctx.is_main else None, device=device)

@@ -52,8 +52,20 @@ def tiny_zoo(tmp_path_factory):
 
 
 TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
-TINY_GEN = dict(dim=32, depth=2, heads=2, slot_dim=16, steps=8, batch_size=4, log_every=2, checkpoint_every=4,
-                warmup=2, vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)
+# a tiny generator (flat keys, each read into its section) without the options the tiny zoo cannot feed (no probe
+# networks, no lineage): the values that differ from the released defaults are set
+TINY_GEN = dict(dim=32, depth=2, heads=2, slot_dim=16, row_keys=0, base_rows=False, compositional=False,
+                steps=8, batch_size=4, log_every=2, checkpoint_every=4, warmup=2, lr=6e-4, instr_dropout=0.1,
+                head_loss_weight=1.0, probe_targets=False, sibling_bases=0.0,
+                vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)
+_CODES = ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")
+
+
+def tiny_gen_config(codes: bool = True, **kw):
+    """A `GeneratorConfig` of TINY_GEN with `kw` changed; without `codes`, a recipe (the tokenizer decides them)."""
+    from igpg.generator import GeneratorConfig
+
+    return GeneratorConfig().replace(**{k: v for k, v in {**TINY_GEN, **kw}.items() if codes or k not in _CODES})
 
 
 @pytest.fixture(scope="session")
@@ -61,9 +73,6 @@ def tiny_pipeline(tiny_zoo, tmp_path_factory):
     """Tokenizer (layer_std, so side tokens are exercised) + codes + a few generator steps on the tiny zoo.
 
     Training copies the tokenizer into gen/tokenizer, so `--model gen` works alone."""
-    import dataclasses
-
-    from igpg.generator import GeneratorConfig
     from igpg.generator.train import train_generator
     from igpg.tokenizer.codes import extract_codes
     from igpg.tokenizer.tokenizer import load_tokenizer_config
@@ -71,10 +80,9 @@ def tiny_pipeline(tiny_zoo, tmp_path_factory):
     from igpg.zoo import Catalogue
 
     d = tmp_path_factory.mktemp("gen")
-    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std")
     tok = train_tokenizer(tiny_zoo, cfg, d / "tok")
     extract_codes(tok, Catalogue(tiny_zoo), d / "tok" / "codes")
-    gcfg = GeneratorConfig(**{k: v for k, v in TINY_GEN.items()
-                              if k not in ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")})
+    gcfg = tiny_gen_config(codes=False)
     train_generator(tiny_zoo, d / "tok", gcfg, d / "gen")
     return d, gcfg

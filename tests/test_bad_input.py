@@ -23,7 +23,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY, igpg_subprocess
+from conftest import ROOT, TINY, igpg_subprocess
 from igpg import ArchSpec, ExportRequest, IgpgError, Task, export_networks, load, load_dataset, parse_requests
 from igpg.checkpoint import read_config
 from igpg.generator.api import DEFAULT_MODEL
@@ -236,6 +236,11 @@ CLI_CASES = [
     # training configs (the zoo is checked after the config, so a bad config is named first)
     Case("train-generator-negative-steps", lambda tmp: ["train", "generator", "--zoo", "nozoo", "--tokenizer", "notok",
          "--config", write_yaml(tmp, "gen.yaml", {"steps": -5}), "--out", "gen"], "steps must be at least 1"),
+    Case("train-generator-set-unknown-key", lambda tmp: ["train", "generator", "--zoo", "nozoo", "--tokenizer", "notok",
+         "--config", ROOT / "configs" / "generator" / "tiny.yaml", "--out", "gen", "--set", "train.lrr=3e-4"],
+         "--set train.lrr: unknown key 'train.lrr'; allowed: "),
+    Case("zoo-build-set-unknown-key", zoo_build(set_in("name", "tiny"), extra=("--set", "train.epochs=3")),
+         "--set train.epochs: unknown key 'train.epochs'"),
     Case("train-tokenizer-steps-wrong-type", lambda tmp: ["train", "tokenizer", "--zoo", "nozoo", "--config",
          write_yaml(tmp, "tok.yaml", {"steps": "many"}), "--out", "tok"], "steps must be int"),
     Case("retrieve-zoo-missing", lambda tmp: ["retrieve", INSTRUCTION, "--dataset", "digits", "--classes", "3,5,8",
@@ -362,7 +367,7 @@ API_CASES = [
     Case("generator-config-unknown-key", calls(load_generator_config, lambda tmp: write_yaml(
         tmp, "gen.yaml", {"stepz": 5})), "unknown key 'stepz'"),
     Case("tokenizer-config-chunk-size-zero", calls(load_tokenizer_config, lambda tmp: write_yaml(
-        tmp, "tok.yaml", {"chunk_size": 0})), "chunk_size 0 outside"),
+        tmp, "tok.yaml", {"chunk_size": 0})), "chunk_size must be at least 1, got 0"),
     Case("checkpoint-config-nested-too-deep", calls(read_config, lambda tmp: model_dir(tmp, config=DEEP),
          "igpg-weight-generator"), "config.json is not valid JSON"),
     Case("checkpoint-config-wrong-kind", calls(read_config, lambda tmp: model_dir(

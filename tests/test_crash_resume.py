@@ -450,9 +450,9 @@ def test_generator_training_killed_five_times_resumes_exactly(tiny_zoo, tiny_pip
     from igpg.generator.train import train_generator
 
     d, _ = tiny_pipeline
-    raw = {**yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text()),
-           "steps": 150, "log_every": 5, "checkpoint_every": 10,
-           "dropout": 0.1, "loss_chunks": 64}  # both draw from torch's RNG: a lost RNG state shows
+    raw = yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text())
+    raw["train"].update(steps=150, log_every=5, checkpoint_every=10,
+                        dropout=0.1, loss_chunks=64)  # both draw from torch's RNG: a lost RNG state shows
     cfg_path = write_yaml(tmp_path / "gen.yaml", raw)
     cfg = load_generator_config(cfg_path)
     ref_dir = tmp_path / "ref"

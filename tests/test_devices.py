@@ -1,7 +1,6 @@
 """--device auto|cpu|cuda|mps (device= in the API): resolution, generation and single-process training on each
 device this machine has (CPU here; CUDA and MPS run where present and skip otherwise)."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -56,7 +55,7 @@ def test_generate_on_device_matches_the_cpu_greedy_decode(kind, tiny_pipeline):
 @pytest.mark.parametrize("kind", DEVICES)
 def test_single_process_training_runs_on_the_device_given(kind, tiny_pipeline, tiny_zoo, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, steps=2, log_every=1, checkpoint_every=2)
+    cfg = gcfg.replace(steps=2, log_every=1, checkpoint_every=2)
     model = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g", device=kind)
     assert {p.device.type for p in model.parameters()} == {kind}
     assert ParameterGenerator.from_pretrained(tmp_path / "g", device="cpu").cfg.steps == 2  # saved, loadable anywhere

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from conftest import TINY
 from igpg import ArchSpec, ExportRequest, IgpgError, Task, load, parse_requests
-from igpg.checkpoint import dataclass_from_dict, read_config, read_yaml
-from igpg.generator.model import GeneratorConfig
+from igpg.checkpoint import read_config
+from igpg.config import read_yaml
+from igpg.generator.model_dir import config_from_dict as generator_config
 from igpg.io import read_header, save_weights
 from igpg.text import check_instruction
 from igpg.tokenizer.model import TokenizerConfig
@@ -151,12 +152,12 @@ def test_zoo_config_mappings(raw):
 
 
 @FUZZ
-@given(cls=st.sampled_from([GeneratorConfig, TokenizerConfig]),
+@given(parse=st.sampled_from([generator_config, TokenizerConfig.parse]),
        raw=st.dictionaries(st.sampled_from(["steps", "lr", "batch_size", "dim", "families", "quantizer",
                                             "chunk_size", "class_embedding", "extra", "fsq_levels", "unknown"]),
                            json_like, max_size=3) | json_like)
-def test_training_config_mappings(cls, raw):
-    cfg = one_line_or_valid(dataclass_from_dict, cls, raw, "fuzz")
+def test_training_config_mappings(parse, raw):
+    cfg = one_line_or_valid(parse, raw)
     if cfg is not None:
         assert cfg.steps >= 1 and cfg.batch_size >= 1
 
@@ -177,7 +178,7 @@ def test_yaml_config_files(scratch, content):
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     raw = one_line_or_valid(read_yaml, path, "zoo")
     one_line_or_valid(parse_zoo_config, raw)
-    one_line_or_valid(dataclass_from_dict, TokenizerConfig, raw, "tokenizer")
+    one_line_or_valid(TokenizerConfig.parse, raw)
 
 
 @FUZZ
@@ -191,7 +192,7 @@ def test_checkpoint_config_json(scratch, content):
     (d / "model.safetensors").write_bytes(b"")
     raw = one_line_or_valid(read_config, d, "igpg-weight-generator")
     if raw is not None:
-        one_line_or_valid(dataclass_from_dict, GeneratorConfig, raw, "generator")
+        one_line_or_valid(generator_config, raw)
 
 
 # ---- safetensors headers and files ------------------------------------------------------------------------------

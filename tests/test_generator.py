@@ -1,8 +1,8 @@
 """Generator: KV-cache parity, exact code counts, training + resume, API and CLI errors."""
 
-import dataclasses
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from igpg.arch import ArchSpec
 from igpg.data import Task
 from igpg.errors import IgpgError
-from igpg.generator import GeneratorConfig, ParameterGenerator, SamplingConfig, WeightGenerator
+from igpg.generator import ParameterGenerator, SamplingConfig, WeightGenerator
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.rows import codes_to_rows, row_layout, rows_to_codes
 from igpg.generator.sample import decode_logits_full, sample_codes
@@ -20,12 +20,12 @@ from igpg.generator.train import train_generator
 from igpg.tokenizer import count_chunks
 from igpg.transform import transform_state
 
-from conftest import TINY_GEN
+from conftest import ROOT, TINY_GEN, tiny_gen_config
 
 
 def tiny_model(**kw) -> WeightGenerator:
     torch.manual_seed(0)
-    return WeightGenerator(GeneratorConfig(**{**TINY_GEN, **kw})).eval()
+    return WeightGenerator(tiny_gen_config(**kw)).eval()
 
 
 def conditions(task: Task, k: int = 3):
@@ -81,7 +81,7 @@ def test_row_keys_address_shared_hidden_rows_and_classes():
     their label's class (a group: all its classes), wherever the label sits."""
     from igpg.generator.data import KEY_HASHES, row_keys
 
-    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096})
+    cfg = tiny_gen_config(row_keys=4096)
     a = row_keys([Task.from_classes("digits", [3, 5, 8])], ["mlp:64-16-3"], cfg, 19)[0]
     b = row_keys([Task.from_classes("digits", [8, 1, 3, 0])], ["mlp:64-16-4"], cfg, 20)[0]
     g = row_keys([Task.from_classes("digits", [[3, 5], 8])], ["mlp:64-16-2"], cfg, 18)[0]
@@ -100,14 +100,14 @@ def test_compositional_keys_are_shared_across_widths_and_depths_and_features_see
     shares them; the activation, relative index and distance to the output reach the row positions."""
     from igpg.generator.data import KEY_HASHES, row_batch, row_keys
 
-    cfg = GeneratorConfig(**{**TINY_GEN, "row_keys": 4096, "compositional": True})
+    cfg = tiny_gen_config(row_keys=4096, compositional=True)
     task = [Task.from_classes("digits", [3, 5, 8])]
     a = row_keys(task, ["mlp:64-16-3"], cfg, 19)[0]
     b = row_keys(task, ["mlp:64-32-32-3"], cfg, 67)[0]
     assert torch.equal(a[:16], b[:16])  # neuron j of layer 0, whatever the width or depth
     assert torch.equal(a[16:19], b[64:67])  # the classes' keys, whatever the architecture
     assert not torch.equal(b[32:48], b[:16])  # layer 1 has keys of its own
-    plain = row_keys(task, ["mlp:64-32-32-3"], GeneratorConfig(**{**TINY_GEN, "row_keys": 4096}), 67)[0]
+    plain = row_keys(task, ["mlp:64-32-32-3"], tiny_gen_config(row_keys=4096), 67)[0]
     assert not torch.equal(plain[:16, :KEY_HASHES], b[:16, :KEY_HASHES])  # the per-architecture keys differ
     rows, _, _ = row_batch(["mlp:64-8-8-3:act=tanh"], cfg, task)
     assert rows["activation"][0].unique().tolist() == [1]  # tanh
@@ -132,7 +132,7 @@ def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_trainin
     sib = bank.siblings("mlp:64-16-3", "digits")
     assert [k for k, _ in sib] == ["mlp:64-12-10@digits"] and sib[0][1].steps == ("widen layer 0 12->16",)
     tok = WeightTokenizer.load(d / "tok")
-    cfg = GeneratorConfig(**{**TINY_GEN, "base_rows": True, "sibling_bases": 1.0})
+    cfg = tiny_gen_config(base_rows=True, sibling_bases=1.0)
     examples = load_examples(tiny_zoo, d / "tok" / "codes", cfg, tokenizer=tok, bank=bank)
     task_ex = [e for e in examples if e.arch == "mlp:64-16-3" and len(e.siblings) == 1]
     assert task_ex and all(not e.siblings for e in examples if e.task.num_labels == 10)  # generic networks: none
@@ -149,7 +149,7 @@ def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_trainin
                                          ({"base_dropout": -0.1}, "base_dropout must be between 0 and 1")])
 def test_generator_config_refuses_bad_values(kw, message):
     with pytest.raises(IgpgError, match=message):
-        GeneratorConfig(**{**TINY_GEN, **kw})
+        tiny_gen_config(**kw)
 
 
 # the options removed on 2026-12-02 (eval/results/generator-ablation.md), at the values every config.json released
@@ -169,6 +169,31 @@ def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
     assert released.base_rows and released.row_keys == 8192 and released.compositional
     assert not set(OLD_NEUTRAL) & set(raw)  # the release no longer writes them
     assert config_from_dict({**raw, **OLD_NEUTRAL}) == released
+    # the defaults are the released model and recipe; its code format came from its tokenizer
+    from igpg.generator import GeneratorConfig, ModelConfig, TrainConfig
+
+    assert released.model == ModelConfig() and released.train == TrainConfig()
+    assert (released.vocab, released.codes_per_chunk, released.tokenizer) == (1024, 5, "rvq5")
+    # written anew in sections, it reads back the same; the recipe default.yaml is the release minus the tokenizer
+    assert set(released.to_dict()) == {"model", "train", "codes"} and config_from_dict(released.to_dict()) == released
+    from igpg.generator.model_dir import load_generator_config
+
+    recipe = load_generator_config(ROOT / "configs" / "generator" / "default.yaml")
+    assert recipe == GeneratorConfig() == released.model_copy(update={"codes": None})
+
+
+def test_a_variant_is_an_override_of_the_recipe():
+    from igpg.generator.model_dir import load_generator_config
+
+    recipe = ROOT / "configs" / "generator" / "default.yaml"
+    cfg = load_generator_config(recipe, ["train.lr=3e-4", "model.dim=256", "train.exclude_datasets=[mnist]"])
+    assert (cfg.train.lr, cfg.model.dim, cfg.exclude_datasets) == (3e-4, 256, ("mnist",))
+    assert cfg.replace(lr=8e-4, dim=192, exclude_datasets=()) == load_generator_config(recipe)
+    for bad, message in [("train.lrr=1", "unknown key 'train.lrr'; allowed: "), ("trian.lr=1", "unknown key 'trian'"),
+                         ("model.dim=big", "model.dim must be int, got 'big'"), ("lr", "expected KEY=VALUE"),
+                         ("codes.vocab=8", "'codes' is read from the tokenizer")]:
+        with pytest.raises(IgpgError, match=re.escape(message)):
+            load_generator_config(recipe, [bad])
 
 
 @pytest.mark.parametrize("key, value", [("head_features", True), ("row_context", "none"), ("row_code_noise", 0.5),
@@ -259,10 +284,10 @@ def test_generate_bad_input(tiny_pipeline, kwargs, message):
 def test_unsupported_architecture_names_the_range(tiny_pipeline):
     d, _ = tiny_pipeline
     gen = ParameterGenerator.from_pretrained(d / "gen", tokenizer=d / "tok")
-    gen.cfg = dataclasses.replace(gen.cfg, families=("mlp",))
+    gen.cfg = gen.cfg.replace(families=("mlp",))
     with pytest.raises(IgpgError, match="supports families mlp"):
         gen.generate("x", dataset="digits", classes=[3, 5], arch="cnn:1x8x8-4-2")
-    gen.cfg = dataclasses.replace(gen.cfg, families=("mlp", "cnn"), max_chunks_per_row=4)
+    gen.cfg = gen.cfg.replace(families=("mlp", "cnn"), max_chunks_per_row=4)
     with pytest.raises(IgpgError, match="fan-in up to 31"):
         gen.generate("x", dataset="digits", classes=[3, 5], arch="mlp:64-16-2")
 
@@ -272,11 +297,11 @@ def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, 
 
     d, gcfg = tiny_pipeline
     shutil.copytree(d / "gen", tmp_path / "g")
-    train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=10), tmp_path / "g")
+    train_generator(tiny_zoo, d / "tok", gcfg.replace(steps=10), tmp_path / "g")
     steps = [json.loads(x)["step"] for x in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 8, 10]
     with pytest.raises(IgpgError, match="another config"):
-        train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, steps=12, lr=0.1), tmp_path / "g")
+        train_generator(tiny_zoo, d / "tok", gcfg.replace(steps=12, lr=0.1), tmp_path / "g")
 
 
 # ---- base rows (generator/base_rows.py) ---------------------------------------------------------------------------
@@ -373,7 +398,7 @@ def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
 
 def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny_pipeline, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, row_keys=64, base_rows=True, steps=4)
+    cfg = gcfg.replace(row_keys=64, base_rows=True, steps=4)
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     assert len(gen.bank) == 1
@@ -391,7 +416,7 @@ def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny
     support samples, and says so; without the base candidate it returns the decoded network; either way the
     returned network's state_dict is exactly its architecture's."""
     d, gcfg = tiny_pipeline
-    train_generator(tiny_zoo, d / "tok", dataclasses.replace(gcfg, base_rows=True, steps=2), tmp_path / "g")
+    train_generator(tiny_zoo, d / "tok", gcfg.replace(base_rows=True, steps=2), tmp_path / "g")
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     ask = dict(instruction="Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch="mlp:64-24-3", seed=1)
     net = gen.generate(**ask)
@@ -408,7 +433,7 @@ def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny
 def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decoding(tiny_zoo, tiny_pipeline, tmp_path,
                                                                                     cli):
     d, gcfg = tiny_pipeline
-    cfg = dataclasses.replace(gcfg, base_rows=True, steps=2)
+    cfg = gcfg.replace(base_rows=True, steps=2)
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")  # copies the tokenizer into g/tokenizer
     res = cli("info", "--model", tmp_path / "g")
     assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
@@ -444,14 +469,14 @@ def test_probe_targets_train_on_the_probe_twins(tiny_zoo, tiny_pipeline, tmp_pat
               {"net_id": "q", "role": "probe", "task_id": "t1", "arch": "a", "seed": 1}]  # another seed: not a twin
     assert [r["net_id"] for r in select_probes(rows, probes, "z")] == ["a", "p", "c"]
     d, _ = tiny_pipeline
-    gcfg = dataclasses.replace(ParameterGenerator.from_pretrained(d / "gen").cfg, probe_targets=True)
+    gcfg = ParameterGenerator.from_pretrained(d / "gen").cfg.replace(probe_targets=True)
     with pytest.raises(IgpgError, match="has no probe networks of training tasks; build it with `probes: grouped`"):
         load_examples(tiny_zoo, d / "tok" / "codes", gcfg)
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, zoo)
     build_zoo(parse_zoo_config({**yaml.safe_load(TINY.read_text()), "probes": "grouped"}), zoo)
     extract_codes(WeightTokenizer.load(d / "tok"), Catalogue(zoo), tmp_path / "codes")
-    plain = load_examples(zoo, tmp_path / "codes", dataclasses.replace(gcfg, probe_targets=False))
+    plain = load_examples(zoo, tmp_path / "codes", gcfg.replace(probe_targets=False))
     probed = load_examples(zoo, tmp_path / "codes", gcfg)
     cat = Catalogue(zoo)
     role = {r["net_id"]: r["role"] for r in cat.rows()}
@@ -481,7 +506,7 @@ def test_head_loss_weight_keeps_every_output_chunk_and_weights_it(tiny_zoo, tiny
     plain = WeightGenerator(cfg).eval()
 
     def model(**kw):
-        m = WeightGenerator(dataclasses.replace(cfg, **kw))
+        m = WeightGenerator(cfg.replace(**kw))
         m.load_state_dict(plain.state_dict())
         return m.eval()
 
@@ -493,8 +518,8 @@ def test_head_loss_weight_keeps_every_output_chunk_and_weights_it(tiny_zoo, tiny
         assert not torch.isclose(head_only, base)
         train = model(head_loss_weight=4.0, loss_chunks=1).train()  # no room for hidden chunks: the heads still in
         assert train(batch)["codes"] == head_chunks * cfg.codes_per_chunk
-    with pytest.raises(IgpgError, match="head_loss_weight must be positive"):
-        dataclasses.replace(cfg, head_loss_weight=0.0)
+    with pytest.raises(IgpgError, match="head_loss_weight must be more than 0"):
+        cfg.replace(head_loss_weight=0.0)
 
 
 def test_row_bags_sum_only_the_chunks_that_exist():

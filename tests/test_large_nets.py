@@ -2,7 +2,6 @@
 bitwise; through a tokenizer with a finite reconstruction error; windowed tokenizer passes equal one pass; the
 sampler keeps only its window of rows."""
 
-import dataclasses
 
 import pytest
 import torch
@@ -86,7 +85,7 @@ def test_half_precision_tensors_round_trip_with_their_dtype():
 
 def test_resnet18_through_an_untrained_tokenizer(resnet18):
     torch.manual_seed(0)
-    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std")
     tok = WeightTokenizer(cfg)
     codes = tok.encode_state(resnet18)
     schema = state_schema(resnet18)
@@ -102,7 +101,7 @@ def test_resnet18_through_an_untrained_tokenizer(resnet18):
 
 def test_windowed_tokenizer_passes_equal_one_pass(monkeypatch):
     torch.manual_seed(0)
-    tok = WeightTokenizer(dataclasses.replace(load_tokenizer_config(TINY_TOK), normalisation="layer_std"))
+    tok = WeightTokenizer(load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std"))
     arch = "mlp:64-96-96-10"  # 96 * 9 + 96 * 13 + 10 * 13 = 2242 chunks
     torch.manual_seed(1)
     from igpg.arch import ArchSpec

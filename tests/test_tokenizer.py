@@ -1,6 +1,5 @@
 """Weight tokenizer: VQ-VAE properties, training and resume, codes on disk, fidelity, bad input."""
 
-import dataclasses
 import json
 import shutil
 
@@ -70,7 +69,7 @@ def test_resume_continues_exactly(tiny_zoo, tiny_tokenizer, tmp_path):
 
 def test_resume_with_other_config_refused(tiny_zoo, tiny_tokenizer):
     _, out = tiny_tokenizer
-    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), lr=0.5)
+    cfg = load_tokenizer_config(TINY_TOK).replace(lr=0.5)
     with pytest.raises(IgpgError, match="another config"):
         train_tokenizer(tiny_zoo, cfg, out)
 
@@ -104,7 +103,7 @@ def test_bad_input(tiny_tokenizer, tmp_path):
         tok.encode(bad, spec)
     with pytest.raises(IgpgError):
         tok.encode(state, "mlp:64-32-3")  # shapes don't match the schema
-    cnn_only = WeightTokenizer(dataclasses.replace(tok.cfg, families=("cnn",)))
+    cnn_only = WeightTokenizer(tok.cfg.replace(families=("cnn",)))
     with pytest.raises(IgpgError, match="supports architecture families cnn"):
         cnn_only.encode(state, spec)
     # incomplete or corrupt checkpoint directories

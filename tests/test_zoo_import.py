@@ -238,10 +238,7 @@ def test_model_zoos_refusals(tmp_path, cli):
 def test_tokenizer_and_generator_train_on_an_imported_zoo(imported, tmp_path):
     """The imported zoo is a zoo like any other: a tiny tokenizer trains on its training split (the held-out
     architecture and seeds stay out), codes are extracted for every network, and a generator trains on them."""
-    import dataclasses
-
-    from conftest import TINY_GEN, TINY_TOK
-    from igpg.generator import GeneratorConfig
+    from conftest import TINY_TOK, tiny_gen_config
     from igpg.generator.train import train_generator
     from igpg.tokenizer.codes import extract_codes
     from igpg.tokenizer.tokenizer import load_tokenizer_config
@@ -251,11 +248,10 @@ def test_tokenizer_and_generator_train_on_an_imported_zoo(imported, tmp_path):
     cat = Catalogue(d / "zoo")
     train = training_rows(cat)
     assert train and all(r["arch"] != "mlp:64-24-3" and r["seed"] != 1 for r in train)
-    cfg = dataclasses.replace(load_tokenizer_config(TINY_TOK), steps=10, normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).replace(steps=10, normalisation="layer_std")
     tok = train_tokenizer(d / "zoo", cfg, tmp_path / "tok")
     assert extract_codes(tok, cat, tmp_path / "tok" / "codes") == 7
-    gcfg = GeneratorConfig(**{k: v for k, v in TINY_GEN.items()
-                              if k not in ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")})
-    train_generator(d / "zoo", tmp_path / "tok", dataclasses.replace(gcfg, steps=2), tmp_path / "gen")
+    gcfg = tiny_gen_config(codes=False)
+    train_generator(d / "zoo", tmp_path / "tok", gcfg.replace(steps=2), tmp_path / "gen")
     metrics = [json.loads(x) for x in (tmp_path / "gen" / "metrics.jsonl").read_text().splitlines()]
     assert metrics and all(math.isfinite(m["code_loss"]) for m in metrics)  # it trained, on finite losses

@@ -40,7 +40,7 @@ def release(tokenizer: Path, generator: Path, name: str, tokenizer_name: str, ro
     if (tok_out / CARD).is_file():
         shutil.copy(tok_out / CARD, gen_out / TOKENIZER_DIR / CARD)
     meta = json.loads((gen_out / "config.json").read_text())
-    meta["config"]["tokenizer"] = tokenizer_name
+    meta["config"]["codes"]["tokenizer"] = tokenizer_name  # the name it is released under
     (gen_out / "config.json").write_text(json.dumps(meta, indent=1))
     return sum(p.stat().st_size for d in (tok_out, gen_out) for p in d.rglob("*") if p.is_file())
 

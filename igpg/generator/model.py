@@ -17,7 +17,7 @@ D model width, E slot width, L labels, K support samples per label, A layers (ar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,71 +25,13 @@ from torch import nn
 from x_transformers import Decoder
 
 from igpg.arch import ACTIVATIONS
-from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
+from igpg.generator.config import GeneratorConfig
 from igpg.text import TEXT_DIM
 
 
 SIDE_OFFSET = 128  # side tokens -128..127 are classes 0..255
 SIDE_VOCAB = 256
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    # model
-    dim: int = 192  # D: transformer width
-    depth: int = 4  # transformer layers
-    heads: int = 4
-    slot_dim: int = 128  # E: width of the code embeddings and of the slot head
-    max_row_index: int = 2048  # learned embeddings for neuron indices (larger indices wrap around)
-    max_layers: int = 16
-    max_chunks_per_row: int = 512
-    max_seq_len: int = 1024  # longer networks are decoded in windows (see sample.py)
-    class_embedding: bool = True  # add a learned (dataset, class) embedding to each label token
-    class_slots: int = 4096  # hashed (dataset, class) table size
-    cond_dropout: float = 0.1  # drop instruction / labels independently in training (classifier-free guidance)
-    dropout: float = 0.0
-    instr_dropout: float = 0.1  # drop the instruction alone this often in training: lean on the labels and samples
-    # hashed learned row keys (0 = off): a direct address for the hidden rows and class rows shared across the zoo
-    row_keys: int = 0
-    # each row also sees the same row of the request's base network (generator/base.py): copy what the zoo kept
-    base_rows: bool = False
-    base_dropout: float = 0.1  # base withheld this often in training, so that a request without one still decodes
-    # train on a grouped task network's probe twin (zoo `probes`): output rows that fit the generic hidden layers
-    probe_targets: bool = False
-    # row keys by (family, input, layer, neuron), not by architecture: shared by every architecture of a lineage zoo
-    compositional: bool = False
-    sibling_bases: float = 0.0  # share of draws based on another architecture's generic network, as new ones are
-    exclude_datasets: tuple[str, ...] = ()  # leave-one-dataset-out: recorded, so the evaluation can check it
-    # from the tokenizer (fixed when training starts)
-    vocab: int = 1024  # V
-    codes_per_chunk: int = 4  # Q
-    chunk_size: int = 8
-    tokenizer: str = ""  # the tokenizer directory name it was trained with
-    side_tokens: bool = False  # the tokenizer's layer_std normalisation: one scale token per layer to emit
-    # conditioning
-    k_support: int = 5  # labelled samples per label
-    # training
-    steps: int = 6000
-    batch_size: int = 16
-    loss_chunks: int = 2048  # chunks per step whose codes enter the loss (a random subset: the slot head dominates cost)
-    # != 1: every output-row chunk enters the loss at this weight (they are few, and the hardest to write)
-    head_loss_weight: float = 1.0
-    lr: float = 6e-4
-    warmup: int = 200
-    weight_decay: float = 0.01
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    families: tuple[str, ...] = ("mlp", "cnn")
-    max_depth: dict = field(default_factory=lambda: {"mlp": 8, "cnn": 6})
-
-    def __post_init__(self):
-        for key in ("cond_dropout", "instr_dropout", "base_dropout", "sibling_bases"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise IgpgError(f"generator config: {key} must be between 0 and 1, got {getattr(self, key)!r}")
-        if not self.head_loss_weight > 0:
-            raise IgpgError(f"generator config: head_loss_weight must be positive, got {self.head_loss_weight!r}")
 
 
 @dataclass

@@ -5,25 +5,22 @@
     DIR/generic/                             the generic networks its requests start from (base_rows.GENERIC_DIR)
     DIR/CARD.md                              what it is and how it measures (released models)
 
-`config_from_dict` validates a config read from a checkpoint's config.json or a YAML file (unknown keys and sizes
-above LIMITS are refused before anything is allocated).
+`config_from_dict` validates a config read from a checkpoint's config.json or a YAML recipe (unknown keys and sizes
+above the fields' bounds are refused before anything is allocated). A config.json written before 2026-12 (the
+released one among them) is flat, one mapping of every key: each key is read into the section that owns it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from igpg.checkpoint import dataclass_from_dict, read_yaml
-from igpg.generator.model import GeneratorConfig
+from igpg.config import apply_overrides, read_yaml
+from igpg.errors import IgpgError
+from igpg.generator.config import SECTIONS, GeneratorConfig
 
 KIND = "igpg-weight-generator"
 TOKENIZER_DIR = "tokenizer"  # a generator directory's own copy of the tokenizer it was trained with
-
-# upper bounds of the sizes in a generator config (read from a checkpoint's config.json or a YAML file): far above
-# any model igpg trains, far below what would allocate gigabytes before the weights are even read
-LIMITS = {"dim": 4096, "depth": 64, "heads": 64, "slot_dim": 4096, "max_row_index": 2**20, "max_layers": 1024,
-          "max_chunks_per_row": 2**16, "max_seq_len": 2**16, "class_slots": 2**20, "row_keys": 2**20,
-          "vocab": 2**16, "codes_per_chunk": 64, "chunk_size": 4096, "k_support": 1000}
 
 # ablation options removed from the generator (2026-12-02; their figures: eval/results/generator-ablation.md), with
 # the value at which they were off: a config.json written before still loads if it holds them at that value
@@ -32,9 +29,40 @@ REMOVED = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False
            "grouped_weight": 1.0, "extra": {}}
 
 
-def config_from_dict(raw: dict) -> GeneratorConfig:
-    return dataclass_from_dict(GeneratorConfig, raw, "generator", LIMITS, REMOVED)
+def config_from_dict(raw: Any, where: str | Path | None = None) -> GeneratorConfig:
+    """A `GeneratorConfig` from its sections ({"model": ..., "train": ..., "codes": ...}) or an older flat mapping."""
+    if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
+        raw = _sections_of_flat(raw, where)
+    return GeneratorConfig.parse(raw, where)
 
 
-def load_generator_config(path: str | Path) -> GeneratorConfig:
-    return config_from_dict(read_yaml(path, "generator"))
+def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
+    """A flat config (written before 2026-12) as sections; its removed options only at their neutral value."""
+    head = "generator config" + (f" {str(where)!r}" if where is not None else "")
+    out: dict[str, dict] = {}
+    for key in sorted(raw, key=str):
+        if key in REMOVED:
+            value, neutral = raw[key], REMOVED[key]
+            same = (tuple(value) if isinstance(value, list) else value) == neutral
+            if not same or isinstance(value, bool) != isinstance(neutral, bool):
+                raise IgpgError(f"{head}: option {key!r} was removed; an old config may hold it only at its "
+                                f"neutral value {neutral!r}, got {repr(value)[:40]}")
+            continue
+        section = GeneratorConfig.owner(key) if isinstance(key, str) else None
+        if section is None:
+            allowed = sorted(k for cls in SECTIONS.values() for k in cls.model_fields)
+            raise IgpgError(f"{head}: unknown key {str(key)!r}; allowed: {', '.join(allowed)}")
+        out.setdefault(section, {})[key] = raw[key]
+    return out
+
+
+def load_generator_config(path: str | Path, overrides: list[str] | None = None) -> GeneratorConfig:
+    """A recipe (configs/generator/*.yaml: `model:` and `train:` sections) with `--set` overrides, validated. The
+    code format is not a recipe's to set: it is read from the tokenizer when training starts."""
+    raw = read_yaml(path, "generator")
+    if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
+        raw = _sections_of_flat(raw, path)
+    raw = apply_overrides(raw, overrides, GeneratorConfig)
+    if isinstance(raw, dict) and "codes" in raw:
+        raise IgpgError(f"generator config {str(path)!r}: 'codes' is read from the tokenizer, not set in a recipe")
+    return GeneratorConfig.parse(raw, path)

@@ -17,7 +17,6 @@ device is cpu); rank 0 writes checkpoints and metrics (see `igpg/distributed.py`
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -40,7 +39,8 @@ from igpg.errors import IgpgError
 from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import support_set
 from igpg.generator.data import Example, ExampleSampler, rows_tensor
-from igpg.generator.model import GeneratorConfig, WeightGenerator
+from igpg.generator.config import CodeFormat, GeneratorConfig
+from igpg.generator.model import WeightGenerator
 from igpg.generator.model_dir import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.generator.rows import row_layout
 from igpg.metrics import MetricsLog
@@ -127,9 +127,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     tokenizer_dir = Path(tokenizer_dir)
     ctx = distributed.init_from_env(device=device)
     tok = WeightTokenizer.load(tokenizer_dir)
-    cfg = dataclasses.replace(cfg, vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk,
-                              chunk_size=tok.cfg.chunk_size, tokenizer=tokenizer_dir.name,
-                              side_tokens=tok.cfg.normalisation == "layer_std")
+    cfg = cfg.model_copy(update={"codes": CodeFormat.of(tok, tokenizer_dir.name)})  # the tokenizer decides these
     bank = GenericBank.from_zoo(zoo_dir, cfg.exclude_datasets) if cfg.base_rows else None
     examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg, tokenizer=tok, bank=bank)
     torch.manual_seed(cfg.seed)
@@ -143,7 +141,7 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     if (out / "config.json").exists():
         saved = config_from_dict(read_config(out, KIND))
         # the same config, or the same with more steps (extending a finished run: the schedule is stretched)
-        if dataclasses.replace(saved, steps=cfg.steps) != cfg or cfg.steps < saved.steps:
+        if saved.override({"train.steps": cfg.steps}) != cfg or cfg.steps < saved.steps:
             raise IgpgError(f"{out} holds a generator trained with another config; use a new --out to start over")
         load_model_state(out, model)
         state = load_training_state(out, opt, writer=ctx.is_main)

@@ -14,48 +14,46 @@ emit codes and get weights back.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 from vector_quantize_pytorch import FSQ, ResidualVQ, VectorQuantize
 
+from igpg.config import Config
 from igpg.errors import IgpgError
 
 QUANTIZERS = ("vq", "rvq", "fsq")
 
 
-@dataclass(frozen=True)
-class TokenizerConfig:
-    chunk_size: int = 8  # weights per chunk; a chunk never spans two neurons (row-aligned chunking)
-    normalisation: str = "fanin"  # none | fanin | layer_std (see tokenizer/chunking.py)
-    quantizer: str = "rvq"  # vq | rvq | fsq
-    codebook_size: int = 1024  # vq / rvq: entries per codebook
-    num_quantizers: int = 4  # rvq: residual levels = codes per chunk
+class TokenizerConfig(Config):
+    """The VQ-VAE and its training (igpg train tokenizer --config configs/tokenizer/*.yaml --set lr=3e-3)."""
+
+    what = "tokenizer"
+    chunk_size: int = Field(8, ge=1, le=4096)  # weights per chunk; a chunk never spans two neurons (row-aligned chunking)
+    normalisation: Literal["none", "fanin", "layer_std"] = "fanin"  # see tokenizer/chunking.py
+    quantizer: Literal["vq", "rvq", "fsq"] = "rvq"  # one codebook, residual levels, or finite scalar quantisation
+    codebook_size: int = Field(1024, ge=0, le=2**16)  # vq / rvq: entries per codebook
+    num_quantizers: int = Field(4, ge=0, le=64)  # rvq: residual levels = codes per chunk
     fsq_levels: tuple[int, ...] = (8, 8, 8, 5, 5)  # fsq: levels per latent dim (codebook = their product)
-    latent_dim: int = 16  # D: size of the quantised vector (fsq: len(fsq_levels))
-    hidden: int = 256  # encoder / decoder width; 0 = linear maps
+    latent_dim: int = Field(16, ge=0, le=4096)  # D: size of the quantised vector (fsq: len(fsq_levels))
+    hidden: int = Field(256, ge=0, le=16384)  # encoder / decoder width; 0 = linear maps
     families: tuple[str, ...] = ("mlp", "cnn")  # architecture families this tokenizer accepts
     position_features: bool = True  # condition encoder and decoder on the chunk's place in the network
-    commitment_weight: float = 0.25  # VQ-VAE beta (van den Oord et al. 2017)
-    decay: float = 0.9  # EMA decay of the codebooks
+    commitment_weight: float = Field(0.25, ge=0)  # VQ-VAE beta (van den Oord et al. 2017)
+    decay: float = Field(0.9, ge=0)  # EMA decay of the codebooks
     kmeans_init: bool = True  # initialise codebooks from the first batch (stabler than random)
-    dead_code_threshold: float = 2.0  # codes used less than this (EMA count) are re-seeded from the batch
+    dead_code_threshold: float = Field(2.0, ge=0)  # codes used less than this (EMA count) are re-seeded from the batch
     # training
-    steps: int = 3000
-    batch_size: int = 4096  # chunks per step
-    lr: float = 1e-3
-    seed: int = 0
-    log_every: int = 100
-    checkpoint_every: int = 500
-    num_position_features: int = 0  # filled from the chunk layout when the model is built (not a knob)
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.quantizer not in QUANTIZERS:
-            raise IgpgError(f"tokenizer quantizer {self.quantizer!r} unknown; allowed: {', '.join(QUANTIZERS)}")
-        if not 1 <= self.chunk_size <= 4096:
-            raise IgpgError(f"tokenizer chunk_size {self.chunk_size} outside 1..4096")
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(4096, ge=1)  # chunks per step
+    lr: float = Field(1e-3, ge=0)
+    seed: int = Field(0, ge=0)
+    log_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+    num_position_features: int = Field(0, ge=0, le=4096)  # filled from the chunk layout when the model is built
+    extra: dict = {}  # never read; older tokenizer configs hold it
 
     @property
     def codes_per_chunk(self) -> int:

@@ -21,7 +21,8 @@ from typing import Mapping
 import torch
 
 from igpg.arch import ArchSpec
-from igpg.checkpoint import check_model_size, dataclass_from_dict, load_model_state, read_config, read_yaml, save_model
+from igpg.checkpoint import check_model_size, load_model_state, read_config, save_model
+from igpg.config import load_config
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.any_state_chunking import (
@@ -69,24 +70,20 @@ def _window_inputs(layout: ChunkLayout, w: slice) -> tuple[torch.Tensor, torch.T
     return part.position_features(), part.mask()
 
 
-# upper bounds of the sizes in a tokenizer config (see generator/train.py LIMITS)
-LIMITS = {"chunk_size": 4096, "codebook_size": 2**16, "num_quantizers": 64, "latent_dim": 4096, "hidden": 16384,
-          "num_position_features": 4096}
+def config_from_dict(raw: dict, where=None) -> TokenizerConfig:
+    """A tokenizer config from a checkpoint's config.json or a YAML file, validated (sizes bounded)."""
+    return TokenizerConfig.parse(raw, where)
 
 
-def config_from_dict(raw: dict) -> TokenizerConfig:
-    return dataclass_from_dict(TokenizerConfig, raw, "tokenizer", LIMITS)
-
-
-def load_tokenizer_config(path) -> TokenizerConfig:
-    """A tokenizer config YAML (keys of `TokenizerConfig`), validated."""
-    return config_from_dict(read_yaml(path, "tokenizer"))
+def load_tokenizer_config(path, overrides: list[str] | None = None) -> TokenizerConfig:
+    """A tokenizer config YAML (keys of `TokenizerConfig`) with `--set` overrides, validated."""
+    return load_config(TokenizerConfig, path, overrides)
 
 
 class WeightTokenizer:
     def __init__(self, cfg: TokenizerConfig, model: WeightVQVAE | None = None):
         if cfg.num_position_features != NUM_POSITION_FEATURES:
-            cfg = dataclasses.replace(cfg, num_position_features=NUM_POSITION_FEATURES)
+            cfg = cfg.replace(num_position_features=NUM_POSITION_FEATURES)
         self.cfg = cfg
         self.model = model if model is not None else WeightVQVAE(cfg)
         self.model.eval()

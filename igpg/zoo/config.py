@@ -175,11 +175,18 @@ def _dataclass_from(where: str, cls, raw: dict | None, bounds: dict[str, tuple])
     return cls(**kwargs)
 
 
-def load_zoo_config(path: str | Path) -> ZooConfig:
-    """Read and validate a zoo config; every problem is an `IgpgError` naming the key."""
-    from igpg.checkpoint import read_yaml
+# the keys `--set` may reach (datasets.NAME.* and archs are reached where the file has them)
+_SCHEMA = {(): _TOP_KEYS, ("train",): set(TrainConfig.__dataclass_fields__),
+           ("tasks",): set(TaskSampling.__dataclass_fields__), ("seeds",): {"train", "heldout"}}
 
-    return parse_zoo_config(read_yaml(path, "zoo"), where=Path(path).name)
+
+def load_zoo_config(path: str | Path, overrides: list[str] | None = None) -> ZooConfig:
+    """Read and validate a zoo config, with `--set` overrides (`train.max_epochs=20`); every problem is an
+    `IgpgError` naming the key."""
+    from igpg.config import apply_overrides, read_yaml
+
+    raw = apply_overrides(read_yaml(path, "zoo"), overrides, _SCHEMA)
+    return parse_zoo_config(raw, where=Path(path).name)
 
 
 def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:

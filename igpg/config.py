@@ -1,0 +1,196 @@
+"""The one config layer of the zoo, the tokenizer and the generator: pydantic models that refuse unknown keys,
+values of the wrong type and sizes out of range, each with a one-line `IgpgError`, and dotted overrides.
+
+    cfg = load_config(TokenizerConfig, "configs/tokenizer/tiny.yaml", overrides=["lr=3e-3"])
+    cfg.override({"steps": 10})          # a validated copy (what `--set steps=10` does on the command line)
+
+A variant of a recipe is an override, not a file: `igpg train generator --config configs/generator/default.yaml
+--set train.lr=3e-4 --set model.dim=256`. A value is read as a YAML scalar (`3e-4`, `true`, `[mlp]`, `null`).
+
+Sizes have upper bounds (`Field(le=...)`), far above any model igpg trains and far below what would allocate
+gigabytes: a corrupt or hostile config.json is refused before anything is built from it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+
+from igpg.errors import IgpgError
+
+
+def _fraction(x: float) -> float:
+    if not 0.0 <= x <= 1.0:  # also refuses NaN
+        raise ValueError("must be between 0 and 1")
+    return x
+
+
+Fraction = Annotated[float, AfterValidator(_fraction)]  # a probability or a share
+
+
+class Config(BaseModel):
+    """A frozen, strictly typed config: a bool is not an int, a string is not a number, a list is a tuple."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    what: ClassVar[str] = "config"  # how errors name it: "generator config: ..."
+
+    @classmethod
+    def parse(cls, raw: Any, where: str | Path | None = None):
+        """Validate a mapping read from YAML or JSON; `where` (a file) is named in errors."""
+        head = f"{cls.what} config" + (f" {str(where)!r}" if where is not None else "")
+        if not isinstance(raw, dict):
+            raise IgpgError(f"{head}: expected a mapping of {cls.__name__} keys, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(_tuples(raw))
+        except ValidationError as e:
+            raise IgpgError(f"{head}: {_first_error(e, cls)}") from None
+
+    def to_dict(self) -> dict:
+        """JSON-ready (tuples as lists): what a checkpoint's config.json holds."""
+        return self.model_dump(mode="json")
+
+    def override(self, changes: dict[str, Any]):
+        """A validated copy with dotted keys set: {"train.lr": 3e-4}."""
+        raw = self.to_dict()
+        for path, value in changes.items():
+            set_dotted(raw, path, value, type(self))
+        return type(self).parse(raw)
+
+    def replace(self, **changes: Any):
+        """A validated copy with some fields changed (as `dataclasses.replace`)."""
+        return self.override(changes)
+
+
+def _tuples(x: Any) -> Any:
+    """Lists become tuples (strict tuples fields take no lists), recursively."""
+    if isinstance(x, dict):
+        return {k: _tuples(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return tuple(_tuples(v) for v in x)
+    return x
+
+
+_KINDS = {"int_type": "int", "float_type": "float", "bool_type": "bool", "string_type": "str", "tuple_type": "list",
+          "dict_type": "mapping", "model_type": "mapping", "model_attributes_type": "mapping"}
+
+
+def _first_error(e: ValidationError, cls: type[BaseModel]) -> str:
+    """pydantic's first error as one short line: the dotted key, what it must be, what it got."""
+    err = e.errors(include_url=False)[0]
+    key = ".".join(str(p) for p in err["loc"])
+    got = repr(err.get("input"))[:40]
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}; allowed: {', '.join(_allowed(cls, err['loc'][:-1]))}"
+    if kind == "missing":
+        return f"missing key {key!r}"
+    if kind in _KINDS:
+        return f"{key} must be {_KINDS[kind]}, got {got}"
+    if kind == "greater_than_equal":
+        return f"{key} must be at least {ctx['ge']}, got {got}"
+    if kind == "less_than_equal":
+        return f"{key} must be at most {ctx['le']}, got {got}"
+    if kind == "greater_than":
+        return f"{key} must be more than {ctx['gt']}, got {got}"
+    if kind == "value_error":
+        return f"{key} {ctx['error']}, got {got}"
+    if kind == "literal_error":
+        return f"{key} must be one of {ctx['expected']}, got {got}"
+    return f"{key}: {err['msg']}, got {got}"
+
+
+def _allowed(cls: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys of the (nested) config at `loc`."""
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None)
+        inner = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None)
+        if inner is None:
+            return []
+        cls = inner
+    return sorted(cls.model_fields)
+
+
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """"train.lr=3e-4" -> ("train.lr", 0.0003): the value is a YAML scalar (or a flow list / mapping)."""
+    import yaml
+
+    path, sep, value = text.partition("=")
+    if not sep or not path.strip():
+        raise IgpgError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        raise IgpgError(f"--set {text!r}: the value is not valid YAML") from None
+    if isinstance(parsed, str) and _EXPONENT.fullmatch(parsed.strip()):
+        parsed = float(parsed)  # YAML 1.1 reads 3e-4 (no dot) as a string; on a command line it means a number
+    return path.strip(), parsed
+
+
+Schema = type[BaseModel] | dict[tuple, set[str]] | None  # what keys exist where (a dict: at each path; else raw's)
+
+
+def _keys_at(schema: Schema, loc: tuple, node: Any) -> list[str]:
+    if isinstance(schema, dict) and loc in schema:
+        return sorted(schema[loc])
+    if isinstance(schema, type):
+        return _allowed(schema, loc)
+    return sorted(map(str, node)) if isinstance(node, dict) else []
+
+
+def set_dotted(raw: dict, path: str, value: Any, schema: Schema = None) -> None:
+    """Set raw[a][b][c] = value for path "a.b.c". Each part must be a key the `schema` allows at its place (a
+    missing section is created), or, where it says nothing, a key `raw` already has. An unknown path is an error,
+    never a new key."""
+    node, parts = raw, path.split(".")
+    for i in range(len(parts)):
+        allowed = _keys_at(schema, tuple(parts[:i]), node)
+        if parts[i] not in allowed:
+            raise IgpgError(f"--set {path}: unknown key {'.'.join(parts[: i + 1])!r}; allowed: "
+                            f"{', '.join(allowed) or 'none (not a section)'}")
+        if i == len(parts) - 1:
+            node[parts[i]] = value
+            return
+        if node.get(parts[i]) is None and schema is not None and _keys_at(schema, tuple(parts[: i + 1]), None):
+            node[parts[i]] = {}
+        if not isinstance(node.get(parts[i]), dict):
+            raise IgpgError(f"--set {path}: {'.'.join(parts[: i + 1])!r} is not a section")
+        node = node[parts[i]]
+
+
+def apply_overrides(raw: Any, overrides: list[str] | None, schema: Schema = None) -> Any:
+    """`raw` (a mapping read from a config file) with each "KEY=VALUE" of `overrides` set."""
+    if not overrides:
+        return raw
+    if not isinstance(raw, dict):
+        raise IgpgError("--set: the config file is not a mapping")
+    for text in overrides:
+        set_dotted(raw, *parse_override(text), schema)
+    return raw
+
+
+def read_yaml(path: str | Path, what: str):
+    """The parsed content of a YAML config file, with one-line errors for a missing or malformed file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise IgpgError(f"{what} config {str(path)!r} not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise IgpgError(f"{what} config {str(path)!r} is not valid YAML: {first}") from None
+
+
+def load_config(cls: type[Config], path: str | Path, overrides: list[str] | None = None):
+    """A config file (YAML) with `--set` overrides, validated."""
+    raw = apply_overrides(read_yaml(path, cls.what), overrides, cls)
+    return cls.parse(raw, where=path)
