@@ -540,3 +540,13 @@ def test_row_bags_sum_only_the_chunks_that_exist():
         dense = proj(per_chunk.sum(-2) / present.sum(-1, keepdim=True).clamp(min=1))
         torch.testing.assert_close(out, dense, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(out[0, 3], proj.bias)  # an empty row
+
+
+def test_describe_is_json_of_both_configs():
+    """describe() reports the generator's and its tokenizer's configs as plain JSON (both are pydantic models)."""
+    import json
+
+    from igpg.generator.api import ParameterGenerator
+
+    d = json.loads(json.dumps(ParameterGenerator.from_pretrained(device="cpu").describe()))
+    assert d["config"]["model"]["base_rows"] is True and d["config"]["codes"]["chunk_size"] == d["tokenizer"]["chunk_size"]

@@ -433,5 +433,5 @@ class ParameterGenerator:
         }
 
     def describe(self) -> dict:
-        return {"name": self.name, "config": dataclasses.asdict(self.cfg),
-                "tokenizer": dataclasses.asdict(self.tokenizer.cfg)}
+        return {"name": self.name, "config": self.cfg.model_dump(mode="json"),
+                "tokenizer": self.tokenizer.cfg.model_dump(mode="json")}
