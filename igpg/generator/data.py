@@ -34,7 +34,7 @@ class Example:
     rows: torch.Tensor  # (R, J, Q) codes, -1 where a chunk does not exist
     side: torch.Tensor  # (A,) per-layer scale tokens (layer_std normalisation), else empty
     phrasings: list[str]
-    base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base.py
+    base: tuple[torch.Tensor, torch.Tensor] | None = None  # base row codes (R, J, Q) and side (A,): generator/base_rows.py
     siblings: list = dataclasses.field(default_factory=list)  # bases carried over from other architectures
 
 
