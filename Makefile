@@ -21,9 +21,10 @@ demo: setup
 	$(IGPG) generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 \
 		--arch mlp:64-32-3 --samples 8 --out demo-net.safetensors --overwrite
 
-# pytest exits 5 when no test ran: that is a failure here, not a success
+# two workers (pytest-xdist; a test file stays on one worker, so its fixtures and order hold), the 15 slowest
+# tests listed; pytest exits 5 when no test ran: that is a failure here, not a success
 test: setup
-	@$(PY) -m pytest -q; rc=$$?; \
+	@$(PY) -m pytest -q -n 2 --dist loadfile --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no test ran" >&2; exit 1; fi; exit $$rc
 
 bench-zoo: setup

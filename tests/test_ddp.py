@@ -21,8 +21,9 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 STEPS = 80
-GEN = {**yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text()),
-       "steps": STEPS, "batch_size": 8, "lr": 0.003, "log_every": 5, "checkpoint_every": 10}
+_TINY = yaml.safe_load((ROOT / "configs" / "generator" / "tiny.yaml").read_text())
+GEN = {**_TINY, "train": {**_TINY["train"], "steps": STEPS, "batch_size": 8, "lr": 0.003, "log_every": 5,
+                          "checkpoint_every": 10}}
 
 
 def torchrun(zoo: Path, tok: Path | None, cfg: Path, out: Path, log: Path) -> subprocess.Popen:

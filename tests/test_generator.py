@@ -1,5 +1,6 @@
 """Generator: KV-cache parity, exact code counts, training + resume, API and CLI errors."""
 
+import dataclasses
 import json
 import random
 import re
