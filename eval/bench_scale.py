@@ -152,7 +152,7 @@ def child_quality(args) -> dict:
     spec = net.spec
     base = gen.bank.base(arch, dataset, classes, calibrate=x)
     t0 = time.perf_counter()
-    trained = train_job(Job("bench", "generic", task, arch, 0, "train", "independent", TrainConfig(40, 5, 0.01, 64, 0.0)))
+    trained = train_job(Job("bench", "generic", task, arch, 0, "train", "independent", TrainConfig(max_epochs=40, patience=5, lr=0.01, batch_size=64, weight_decay=0.0)))
     train_seconds = time.perf_counter() - t0
     ref = spec.load(trained.state)
     recon = spec.load(gen.tokenizer.decode(gen.tokenizer.encode(trained.state, arch)))

@@ -227,7 +227,7 @@ CLI_CASES = [
     # zoo build configs and zoo directories
     Case("zoo-config-missing", lambda tmp: ["zoo", "build", "--config", "nowhere.yaml", "--out", "zoo"], "not found"),
     Case("zoo-config-not-yaml", zoo_build(text="name: [tiny\n"), "not valid YAML"),
-    Case("zoo-config-negative-epochs", zoo_build(set_in("train.max_epochs", -5)), "max_epochs: -5 is outside"),
+    Case("zoo-config-negative-epochs", zoo_build(set_in("train.max_epochs", -5)), "max_epochs must be at least 1, got -5"),
     Case("zoo-workers-zero", zoo_build(set_in("name", "tiny"), extra=("--workers", "0")), "Invalid value for '--workers': Input should be greater than or equal to 1"),
     Case("zoo-out-is-a-file", lambda tmp: write(tmp, "zoo", "x") and zoo_build(set_in("name", "tiny"))(tmp),
          "not a directory"),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -11,9 +12,10 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import TINY, igpg_subprocess
+from conftest import ROOT, TINY, igpg_subprocess
 from igpg.arch import ArchSpec
 from igpg.data import Task
+from igpg.errors import IgpgError
 from igpg.zoo import Catalogue, build_zoo, load_zoo_config, plan_zoo
 from igpg.zoo.train import initial_network
 
@@ -282,3 +284,23 @@ def test_probe_networks_keep_the_generic_hidden_layers(tiny_zoo, tmp_path):
     for where in [*CATEGORIES.values(), TRAIN_SPLIT]:
         assert all(r["role"] != "probe" for r in cat.rows(where))
     assert build_zoo(load_zoo_config(write_config(tmp_path, probes="grouped")), copy).trained == 0
+
+
+@pytest.mark.parametrize("section, value, message", [
+    ("train", {"max_epochs": 0}, "train': max_epochs must be at least 1, got 0"),
+    ("train", {"lr": "fast"}, "train': lr must be float, got 'fast'"),
+    ("tasks", {"grouped_fraction": 1.5}, "tasks': grouped_fraction must be at most 1.0, got 1.5"),
+    ("tasks", {"ways": 3}, "tasks': unknown key 'ways'; allowed: grouped_fraction, max_ways, min_ways, test_fraction"),
+])
+def test_zoo_sections_are_validated_on_the_shared_config_layer(section, value, message):
+    """The zoo's train: and tasks: sections are igpg.config models: one-line errors naming the file and the key."""
+    import yaml
+
+    from igpg.config import Config
+    from igpg.zoo.config import parse_zoo_config
+
+    raw = yaml.safe_load((ROOT / "configs" / "zoo" / "tiny.yaml").read_text())
+    cfg = parse_zoo_config(raw, "tiny.yaml")
+    assert isinstance(cfg.train, Config) and isinstance(cfg.tasks, Config)
+    with pytest.raises(IgpgError, match=re.escape(message)):
+        parse_zoo_config({**raw, section: {**raw.get(section, {}), **value}}, "tiny.yaml")

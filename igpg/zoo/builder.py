@@ -58,7 +58,7 @@ def _net_id(*parts: object) -> str:
 def plan_zoo(cfg: ZooConfig) -> ZooPlan:
     """Everything the config asks for, deterministic for its seed (the same plan in every process and run)."""
     plan = ZooPlan()
-    train_key = json.dumps(cfg.train.__dict__, sort_keys=True)
+    train_key = json.dumps(cfg.train.to_dict(), sort_keys=True)
     lineage = ("lineage",) if cfg.lineage else ()  # a lineage zoo's networks start elsewhere: other ids
 
     def add_task(task: Task, split: str) -> None:

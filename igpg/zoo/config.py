@@ -1,4 +1,5 @@
-"""Zoo configuration: a YAML file, validated strictly (unknown or missing keys are errors).
+"""Zoo configuration: a YAML file, validated strictly (unknown or missing keys are errors); its flat sections
+(`train:`, `tasks:`) are models on the shared config layer (igpg/config.py), as the tokenizer and generator configs are.
 
 Example (`configs/zoo/tiny.yaml`)::
 
@@ -30,7 +31,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from igpg.arch import ArchSpec
+from igpg.config import Config
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 
@@ -51,21 +55,25 @@ output layer is trained (a linear probe on the generic features, from the same s
 may learn from it (`probe_targets`); it is never a query or a baseline of the evaluation."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    max_epochs: int = 40  # upper bound; validation-based early stopping usually ends sooner
-    patience: int = 5  # epochs without a better validation accuracy before stopping
-    lr: float = 3e-3  # Adam learning rate
-    batch_size: int = 64
-    weight_decay: float = 0.0
+class TrainConfig(Config):
+    """How each zoo network is trained (`train:`)."""
+
+    what = "zoo"
+    max_epochs: int = Field(40, ge=1, le=10_000)  # upper bound; validation-based early stopping usually ends sooner
+    patience: int = Field(5, ge=1, le=10_000)  # epochs without a better validation accuracy before stopping
+    lr: float = Field(3e-3, ge=1e-7, le=10.0)  # Adam learning rate
+    batch_size: int = Field(64, ge=1, le=1 << 20)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0)
 
 
-@dataclass(frozen=True)
-class TaskSampling:
-    min_ways: int = 2  # fewest output labels of a sampled task
-    max_ways: int = 10  # most output labels (capped by the dataset's classes)
-    grouped_fraction: float = 0.2  # share of sampled tasks whose labels are groups of classes
-    test_fraction: float = 0.15  # share of tasks held out of training (by a hash of the task id)
+class TaskSampling(Config):
+    """How tasks are drawn from each dataset (`tasks:`)."""
+
+    what = "zoo"
+    min_ways: int = Field(2, ge=2, le=1000)  # fewest output labels of a sampled task
+    max_ways: int = Field(10, ge=2, le=1000)  # most output labels (capped by the dataset's classes)
+    grouped_fraction: float = Field(0.2, ge=0.0, le=1.0)  # share of sampled tasks whose labels are groups of classes
+    test_fraction: float = Field(0.15, ge=0.0, le=0.9)  # share of tasks held out of training (by a hash of the task id)
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,8 @@ class ZooConfig:
     lineage: bool = False  # generic networks grown from one root per family and dataset (`ArchEntry.root`)
 
     def to_json(self) -> str:
-        d = asdict(self)
+        d = asdict(self)  # the sections on the config layer are pydantic models: dumped as plain values
+        d["train"], d["tasks"] = self.train.to_dict(), self.tasks.to_dict()
         d["datasets"] = [
             {"name": e.name, "tasks": e.tasks, "include": [json.loads(t.classes_json()) for t in e.include]}
             for e in self.datasets
@@ -165,19 +174,19 @@ def _typed(where: str, value: Any, kind: type, lo: float | None = None, hi: floa
     return value
 
 
-def _dataclass_from(where: str, cls, raw: dict | None, bounds: dict[str, tuple]):
-    raw = raw or {}
-    _check_keys(where, raw, set(cls.__dataclass_fields__))
-    kwargs = {}
-    for key, value in raw.items():
-        kind, lo, hi = bounds[key]
-        kwargs[key] = _typed(f"{where}.{key}", value, kind, lo, hi)
-    return cls(**kwargs)
+def _section(cls, raw: dict | None, where: str):
+    """A flat section on the shared config layer (igpg/config.py): unknown keys, types and ranges are one-line
+    errors naming the key."""
+    if raw is not None and not isinstance(raw, dict):
+        raise IgpgError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    raw = {k: float(v) if cls.model_fields.get(k) is not None and cls.model_fields[k].annotation in (float, "float")
+           and isinstance(v, int) and not isinstance(v, bool) else v for k, v in (raw or {}).items()}
+    return cls.parse(raw, where)
 
 
 # the keys `--set` may reach (datasets.NAME.* and archs are reached where the file has them)
-_SCHEMA = {(): _TOP_KEYS, ("train",): set(TrainConfig.__dataclass_fields__),
-           ("tasks",): set(TaskSampling.__dataclass_fields__), ("seeds",): {"train", "heldout"}}
+_SCHEMA = {(): _TOP_KEYS, ("train",): set(TrainConfig.model_fields), ("tasks",): set(TaskSampling.model_fields),
+           ("seeds",): {"train", "heldout"}}
 
 
 def load_zoo_config(path: str | Path, overrides: list[str] | None = None) -> ZooConfig:
@@ -213,11 +222,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
         tasks = tuple(Task.from_classes(ds_name, classes) for classes in include)
         datasets.append(DatasetEntry(ds_name, n, tasks))
 
-    tasks = _dataclass_from(
-        f"{where}.tasks", TaskSampling, raw.get("tasks"),
-        {"min_ways": (int, 2, 1000), "max_ways": (int, 2, 1000), "grouped_fraction": (float, 0.0, 1.0),
-         "test_fraction": (float, 0.0, 0.9)},
-    )
+    tasks = _section(TaskSampling, raw.get("tasks"), f"{where}.tasks")
     if tasks.min_ways > tasks.max_ways:
         raise IgpgError(f"{where}.tasks: min_ways {tasks.min_ways} > max_ways {tasks.max_ways}")
 
@@ -267,11 +272,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
     if set(train_seeds) & set(heldout_seeds) or len(set(train_seeds)) != len(train_seeds):
         raise IgpgError(f"{where}.seeds: a seed is listed twice (train and held-out seeds must be distinct)")
 
-    train = _dataclass_from(
-        f"{where}.train", TrainConfig, raw.get("train"),
-        {"max_epochs": (int, 1, 10_000), "patience": (int, 1, 10_000), "lr": (float, 1e-7, 10.0),
-         "batch_size": (int, 1, 1 << 20), "weight_decay": (float, 0.0, 10.0)},
-    )
+    train = _section(TrainConfig, raw.get("train"), f"{where}.train")
     keep = _typed(f"{where}.keep_checkpoints", raw.get("keep_checkpoints", 0), int, 0, 100)
     probes = raw.get("probes", "none")
     if not isinstance(probes, str) or probes not in PROBE_MODES:
