@@ -31,9 +31,14 @@ REMOVED = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False
 
 def config_from_dict(raw: Any, where: str | Path | None = None) -> GeneratorConfig:
     """A `GeneratorConfig` from its sections ({"model": ..., "train": ..., "codes": ...}) or an older flat mapping."""
+    return GeneratorConfig.parse(_as_sections(raw, where), where)
+
+
+def _as_sections(raw: Any, where: str | Path | None) -> Any:
+    """A flat mapping (a config written before 2026-12) as sections; anything else as it is."""
     if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
-        raw = _sections_of_flat(raw, where)
-    return GeneratorConfig.parse(raw, where)
+        return _sections_of_flat(raw, where)
+    return raw
 
 
 def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
@@ -59,10 +64,7 @@ def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
 def load_generator_config(path: str | Path, overrides: list[str] | None = None) -> GeneratorConfig:
     """A recipe (configs/generator/*.yaml: `model:` and `train:` sections) with `--set` overrides, validated. The
     code format is not a recipe's to set: it is read from the tokenizer when training starts."""
-    raw = read_yaml(path, "generator")
-    if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
-        raw = _sections_of_flat(raw, path)
-    raw = apply_overrides(raw, overrides, GeneratorConfig)
+    raw = apply_overrides(_as_sections(read_yaml(path, "generator"), path), overrides, GeneratorConfig)
     if isinstance(raw, dict) and "codes" in raw:
         raise IgpgError(f"generator config {str(path)!r}: 'codes' is read from the tokenizer, not set in a recipe")
     return GeneratorConfig.parse(raw, path)

@@ -174,16 +174,6 @@ def _typed(where: str, value: Any, kind: type, lo: float | None = None, hi: floa
     return value
 
 
-def _section(cls, raw: dict | None, where: str):
-    """A flat section on the shared config layer (igpg/config.py): unknown keys, types and ranges are one-line
-    errors naming the key."""
-    if raw is not None and not isinstance(raw, dict):
-        raise IgpgError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    raw = {k: float(v) if cls.model_fields.get(k) is not None and cls.model_fields[k].annotation in (float, "float")
-           and isinstance(v, int) and not isinstance(v, bool) else v for k, v in (raw or {}).items()}
-    return cls.parse(raw, where)
-
-
 # the keys `--set` may reach (datasets.NAME.* and archs are reached where the file has them)
 _SCHEMA = {(): _TOP_KEYS, ("train",): set(TrainConfig.model_fields), ("tasks",): set(TaskSampling.model_fields),
            ("seeds",): {"train", "heldout"}}
@@ -222,7 +212,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
         tasks = tuple(Task.from_classes(ds_name, classes) for classes in include)
         datasets.append(DatasetEntry(ds_name, n, tasks))
 
-    tasks = _section(TaskSampling, raw.get("tasks"), f"{where}.tasks")
+    tasks = TaskSampling.parse(raw.get("tasks") or {}, f"{where}.tasks")
     if tasks.min_ways > tasks.max_ways:
         raise IgpgError(f"{where}.tasks: min_ways {tasks.min_ways} > max_ways {tasks.max_ways}")
 
@@ -272,7 +262,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
     if set(train_seeds) & set(heldout_seeds) or len(set(train_seeds)) != len(train_seeds):
         raise IgpgError(f"{where}.seeds: a seed is listed twice (train and held-out seeds must be distinct)")
 
-    train = _section(TrainConfig, raw.get("train"), f"{where}.train")
+    train = TrainConfig.parse(raw.get("train") or {}, f"{where}.train")
     keep = _typed(f"{where}.keep_checkpoints", raw.get("keep_checkpoints", 0), int, 0, 100)
     probes = raw.get("probes", "none")
     if not isinstance(probes, str) or probes not in PROBE_MODES:
