@@ -14,6 +14,8 @@ gigabytes: a corrupt or hostile config.json is refused before anything is built 
 from __future__ import annotations
 
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
@@ -84,7 +86,7 @@ def _first_error(e: ValidationError, cls: type[BaseModel]) -> str:
     got = repr(err.get("input"))[:40]
     kind, ctx = err["type"], err.get("ctx") or {}
     if kind == "extra_forbidden":
-        return f"unknown key {key!r}; allowed: {', '.join(_allowed(cls, err['loc'][:-1]))}"
+        return f"unknown key {key!r}; allowed: {', '.join(_allowed(cls, err['loc'][:-1]) or ())}"
     if kind == "missing":
         return f"missing key {key!r}"
     if kind in _KINDS:
@@ -93,6 +95,8 @@ def _first_error(e: ValidationError, cls: type[BaseModel]) -> str:
         return f"{key} must be at least {ctx['ge']}, got {got}"
     if kind == "less_than_equal":
         return f"{key} must be at most {ctx['le']}, got {got}"
+    if kind == "too_short":
+        return f"{key} must have at least {ctx['min_length']} item(s), got {got}"
     if kind == "greater_than":
         return f"{key} must be more than {ctx['gt']}, got {got}"
     if kind == "value_error":
@@ -102,17 +106,37 @@ def _first_error(e: ValidationError, cls: type[BaseModel]) -> str:
     return f"{key}: {err['msg']}, got {got}"
 
 
-def _allowed(cls: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys of the (nested) config at `loc`."""
+def _allowed(cls: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The keys of the (nested) config at `loc`; None where the keys are free (a mapping's own keys, as a zoo's
+    dataset names) or `loc` is not a section."""
+    annotation: Any = cls
     for part in loc:
-        field = cls.model_fields.get(part) if isinstance(part, str) else None
-        inner = getattr(field, "annotation", None)
-        inner = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type)
-                      and issubclass(a, BaseModel)), None)
-        if inner is None:
-            return []
-        cls = inner
-    return sorted(cls.model_fields)
+        origin = typing.get_origin(annotation)
+        if origin in (dict, tuple):  # `part` is a key of a mapping or an index of a list: step into its values
+            annotation = typing.get_args(annotation)[-1 if origin is dict else 0]
+        else:
+            model = _model_in(annotation)
+            field = model.model_fields.get(part) if model is not None and isinstance(part, str) else None
+            if field is None:
+                return None
+            annotation = field.annotation
+        annotation = _strip_optional(annotation)
+    if typing.get_origin(annotation) in (dict, tuple):
+        return None
+    model = _model_in(annotation)
+    return sorted(model.model_fields) if model is not None else None
+
+
+def _strip_optional(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -141,7 +165,9 @@ def _keys_at(schema: Schema, loc: tuple, node: Any) -> list[str]:
     if isinstance(schema, dict) and loc in schema:
         return sorted(schema[loc])
     if isinstance(schema, type):
-        return _allowed(schema, loc)
+        allowed = _allowed(schema, loc)
+        if allowed is not None:
+            return allowed
     return sorted(map(str, node)) if isinstance(node, dict) else []
 
 

@@ -345,17 +345,17 @@ API_CASES = [
     Case("zoo-config-seed-listed-twice", calls(load_zoo_config, lambda tmp: tiny_config(
         tmp, set_in("seeds", {"train": [0], "heldout": [0]}))), "a seed is listed twice"),
     Case("zoo-config-no-archs", calls(load_zoo_config, lambda tmp: tiny_config(tmp, set_in("archs", []))),
-         "non-empty list"),
+         "archs must have at least 1 item"),
     Case("zoo-config-output-not-star", calls(load_zoo_config, lambda tmp: tiny_config(
         tmp, set_in("archs", [{"arch": "mlp:*-16-4"}]))), "output size must be '*'"),
     Case("zoo-config-dataset-key-not-a-string", calls(load_zoo_config, lambda tmp: tiny_config(
-        tmp, set_in("datasets", {1: {"tasks": 2}}))), "must be a string"),
+        tmp, set_in("datasets", {1: {"tasks": 2}}))), "must be str, got 1"),
     Case("zoo-config-not-a-mapping", calls(load_zoo_config, lambda tmp: write(tmp, "zoo.yaml", "- tiny\n- digits\n")),
          "expected a mapping"),
     Case("zoo-config-unknown-key", calls(load_zoo_config, lambda tmp: tiny_config(tmp, set_in("epochs", 3))),
          "unknown key 'epochs'"),
     Case("zoo-config-init-a-list", calls(load_zoo_config, lambda tmp: tiny_config(tmp, set_in("init", ["generic"]))),
-         "init: unknown mode"),
+         "init must be one of 'independent', 'shared' or 'generic'"),
     Case("request-unknown-key-with-newline", lambda tmp: lambda: ExportRequest.from_dict({**GOOD_REQUEST, "a\nb": 1}),
          "unknown key(s) 'a\\nb'"),
     Case("zoo-config-empty-file", calls(load_zoo_config, lambda tmp: write(tmp, "zoo.yaml", "")),

@@ -144,7 +144,7 @@ def test_lineage_zoo_builds_roots_before_the_networks_grown_from_them(tmp_path):
     ({"lineage": True, "archs": [{"arch": "mlp:*-16-*", "root": True}, {"arch": "mlp:*-8-*", "root": True}]},
      "one root at most"),
     ({"lineage": True, "archs": [{"arch": "mlp:*-16-*", "root": True, "heldout": True}]}, "cannot be held out"),
-    ({"lineage": "yes"}, "expected true or false"),
+    ({"lineage": "yes"}, "lineage must be bool, got 'yes'"),
 ])
 def test_lineage_config_errors(change, match):
     from igpg.zoo import parse_zoo_config

@@ -287,10 +287,10 @@ def test_probe_networks_keep_the_generic_hidden_layers(tiny_zoo, tmp_path):
 
 
 @pytest.mark.parametrize("section, value, message", [
-    ("train", {"max_epochs": 0}, "train': max_epochs must be at least 1, got 0"),
-    ("train", {"lr": "fast"}, "train': lr must be float, got 'fast'"),
-    ("tasks", {"grouped_fraction": 1.5}, "tasks': grouped_fraction must be at most 1.0, got 1.5"),
-    ("tasks", {"ways": 3}, "tasks': unknown key 'ways'; allowed: grouped_fraction, max_ways, min_ways, test_fraction"),
+    ("train", {"max_epochs": 0}, "train.max_epochs must be at least 1, got 0"),
+    ("train", {"lr": "fast"}, "train.lr must be float, got 'fast'"),
+    ("tasks", {"grouped_fraction": 1.5}, "tasks.grouped_fraction must be at most 1.0, got 1.5"),
+    ("tasks", {"ways": 3}, "unknown key 'tasks.ways'; allowed: grouped_fraction, max_ways, min_ways, test_fraction"),
 ])
 def test_zoo_sections_are_validated_on_the_shared_config_layer(section, value, message):
     """The zoo's train: and tasks: sections are igpg.config models: one-line errors naming the file and the key."""
@@ -304,3 +304,34 @@ def test_zoo_sections_are_validated_on_the_shared_config_layer(section, value, m
     assert isinstance(cfg.train, Config) and isinstance(cfg.tasks, Config)
     with pytest.raises(IgpgError, match=re.escape(message)):
         parse_zoo_config({**raw, section: {**raw.get(section, {}), **value}}, "tiny.yaml")
+
+
+@pytest.mark.parametrize("patch, message", [
+    ({"lineage": "yes"}, "zoo config 'tiny.yaml': lineage must be bool, got 'yes'"),
+    ({"seeds": {"train": []}}, "seeds.train must have at least 1 item"),
+    ({"seeds": {"train": [0], "heldout": [-1]}}, "seeds.heldout.0 must be at least 0, got -1"),
+    ({"archs": [{"arch": "mlp:*-16-*", "hold": True}]}, "unknown key 'archs.0.hold'; allowed: arch, datasets, heldout"),
+    ({"archs": [{"arch": "mlp:*-16-*", "max_tasks": 0}]}, "archs.0.max_tasks must be at least 1, got 0"),
+    ({"archs": [{"arch": "mlp:*-16-4"}]}, "archs.0: bad architecture template"),
+    ({"datasets": {"digits": {"tasks": 2, "inclde": []}}}, "unknown key 'datasets.digits.inclde'; allowed: include, tasks"),
+    ({"datasets": {"digits": {"tasks": 2, "include": [[3, 5, 10]]}}}, "datasets.digits: class 10 is out of range"),
+    ({"probes": "some"}, "probes must be one of 'none', 'grouped' or 'all', got 'some'"),
+    ({"keep_checkpoints": 1000}, "keep_checkpoints must be at most 100, got 1000"),
+])
+def test_zoo_top_level_is_validated_on_the_shared_config_layer(patch, message):
+    """Every key of a zoo file, not only its flat sections, is read by the config layer (`ZooFile`) or, where a
+    check spans keys, by `parse_zoo_config`: one line naming the file and the dotted key."""
+    from igpg.zoo.config import parse_zoo_config
+
+    with pytest.raises(IgpgError, match=re.escape(message)):
+        parse_zoo_config({**TINY_RAW, **patch}, "tiny.yaml")
+
+
+def test_zoo_set_reaches_every_key():
+    """`--set` reaches the top level, the sections and a dataset's own keys; a path that is not there is refused."""
+    cfg = load_zoo_config(TINY, ["seed=3", "train.lr=0.1", "datasets.digits.tasks=3", "seeds.train=[0, 5]"])
+    assert (cfg.seed, cfg.train.lr, cfg.datasets[0].tasks, cfg.train_seeds) == (3, 0.1, 3, (0, 5))
+    with pytest.raises(IgpgError, match=re.escape("unknown key 'datasets.fashion'; allowed: digits")):
+        load_zoo_config(TINY, ["datasets.fashion.tasks=3"])
+    with pytest.raises(IgpgError, match=re.escape("unknown key 'seeds.test'; allowed: heldout, train")):
+        load_zoo_config(TINY, ["seeds.test=[4]"])

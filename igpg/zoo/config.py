@@ -1,5 +1,7 @@
-"""Zoo configuration: a YAML file, validated strictly (unknown or missing keys are errors); its flat sections
-(`train:`, `tasks:`) are models on the shared config layer (igpg/config.py), as the tokenizer and generator configs are.
+"""Zoo configuration: a YAML file read by `ZooFile`, a model on the shared config layer (igpg/config.py) as the
+tokenizer and generator configs are: unknown or missing keys, wrong types and out-of-range values are one-line errors
+naming the key, and `--set` reaches every key (`--set train.lr=3e-3`, `--set datasets.digits.tasks=20`).
+`parse_zoo_config` then checks what spans keys and resolves the file to a `ZooConfig`, what the builder reads.
 
 Example (`configs/zoo/tiny.yaml`)::
 
@@ -29,14 +31,25 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from igpg.arch import ArchSpec
 from igpg.config import Config
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
+
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must be a non-empty string")
+    return text
+
+
+Name = Annotated[str, AfterValidator(_name)]
 
 INIT_MODES = {
     "independent": "each network starts from its own random initialisation (seed, task and architecture)",
@@ -53,6 +66,8 @@ PROBE_MODES = {
 """A probe network (role "probe") is a task network's twin whose hidden layers stay the generic network's: only its
 output layer is trained (a linear probe on the generic features, from the same start, data and seed). Generators
 may learn from it (`probe_targets`); it is never a query or a baseline of the evaluation."""
+InitMode = Literal[tuple(INIT_MODES)]
+ProbeMode = Literal[tuple(PROBE_MODES)]
 
 
 class TrainConfig(Config):
@@ -147,36 +162,48 @@ class ZooConfig:
         return json.dumps(d, sort_keys=True)
 
 
-_TOP_KEYS = {"name", "seed", "init", "datasets", "tasks", "archs", "seeds", "train", "keep_checkpoints", "probes",
-             "lineage"}
-_REQUIRED = {"name", "datasets", "archs", "seeds"}
+class DatasetSection(Config):
+    """One dataset of the zoo (`datasets: {NAME: {...}}`)."""
+
+    what = "zoo"
+    tasks: int = Field(ge=0, le=100_000)  # how many tasks to sample
+    include: tuple[tuple[int | tuple[int, ...], ...], ...] = ()  # tasks always in the zoo: [[3, 5, 8], [[1, 3], [0, 2]]]
 
 
-def _check_keys(where: str, got: dict, allowed: set[str], required: set[str] = frozenset()) -> None:
-    if not isinstance(got, dict):
-        raise IgpgError(f"{where}: expected a mapping, got {type(got).__name__}")
-    unknown = sorted(set(got) - allowed)
-    if unknown:
-        raise IgpgError(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
-    missing = sorted(required - set(got))
-    if missing:
-        raise IgpgError(f"{where}: missing key {missing[0]!r}")
+class ArchSection(Config):
+    """One architecture template (`archs: [{arch: ...}, ...]`); see `ArchEntry`."""
+
+    what = "zoo"
+    arch: str  # an ArchSpec string, input `*` allowed, output `*`: "mlp:*-32-*"
+    heldout: bool = False  # trained only as the reference a generated network is compared with
+    datasets: tuple[str, ...] | None = None  # only these of the zoo's datasets (None: all)
+    root: bool = False  # with lineage: its family's root
+    max_tasks: int | None = Field(None, ge=1, le=100_000)  # trained on the first N tasks of each dataset only
 
 
-def _typed(where: str, value: Any, kind: type, lo: float | None = None, hi: float | None = None):
-    ok = isinstance(value, kind) and not isinstance(value, bool)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise IgpgError(f"{where}: expected {kind.__name__}, got {value!r}")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise IgpgError(f"{where}: {value!r} is outside [{lo}, {hi}]")
-    return value
+class SeedsSection(Config):
+    """Training seeds of every network, and seeds held out of training (`seeds:`)."""
+
+    what = "zoo"
+    train: tuple[NonNegative, ...] = Field(min_length=1)
+    heldout: tuple[NonNegative, ...] = ()
 
 
-# the keys `--set` may reach (datasets.NAME.* and archs are reached where the file has them)
-_SCHEMA = {(): _TOP_KEYS, ("train",): set(TrainConfig.model_fields), ("tasks",): set(TaskSampling.model_fields),
-           ("seeds",): {"train", "heldout"}}
+class ZooFile(Config):
+    """A zoo config file as written; `parse_zoo_config` checks what spans keys and resolves it to a `ZooConfig`."""
+
+    what = "zoo"
+    name: Name
+    seed: NonNegative = 0  # task sampling, split assignment, generic-network training
+    init: InitMode = "generic"  # see `INIT_MODES`
+    datasets: dict[str, DatasetSection] = Field(min_length=1)
+    tasks: TaskSampling = TaskSampling()
+    archs: tuple[ArchSection, ...] = Field(min_length=1)
+    seeds: SeedsSection
+    train: TrainConfig = TrainConfig()
+    keep_checkpoints: int = Field(0, ge=0, le=100)  # also keep the last K epochs' weights of each run
+    probes: ProbeMode = "none"  # see `PROBE_MODES`
+    lineage: bool = False  # generic networks grown from one root per family and dataset
 
 
 def load_zoo_config(path: str | Path, overrides: list[str] | None = None) -> ZooConfig:
@@ -184,100 +211,62 @@ def load_zoo_config(path: str | Path, overrides: list[str] | None = None) -> Zoo
     `IgpgError` naming the key."""
     from igpg.config import apply_overrides, read_yaml
 
-    raw = apply_overrides(read_yaml(path, "zoo"), overrides, _SCHEMA)
+    raw = apply_overrides(read_yaml(path, "zoo"), overrides, ZooFile)
     return parse_zoo_config(raw, where=Path(path).name)
 
 
 def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
-    _check_keys(where, raw, _TOP_KEYS, _REQUIRED)
-    name = raw["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise IgpgError(f"{where}.name: expected a non-empty string")
-    seed = _typed(f"{where}.seed", raw.get("seed", 0), int, 0)
-    init = raw.get("init", "generic")
-    if not isinstance(init, str) or init not in INIT_MODES:
-        raise IgpgError(f"{where}.init: unknown mode {init!r}; allowed: {', '.join(INIT_MODES)}")
+    """Validate a zoo config mapping (types, ranges and unknown keys on the config layer; then what spans keys:
+    known datasets, architectures that fit them, distinct seeds, lineage roots) and resolve it."""
+    f = ZooFile.parse(raw, where)
 
-    if not isinstance(raw["datasets"], dict) or not raw["datasets"]:
-        raise IgpgError(f"{where}.datasets: expected a mapping of dataset name -> {{tasks: N}}")
+    def fail(key: str, message: str) -> IgpgError:
+        return IgpgError(f"zoo config {where!r}: {key}: {message}")
+
     datasets = []
-    for ds_name, entry in raw["datasets"].items():
-        w = f"{where}.datasets.{ds_name}"
-        _check_keys(w, entry, {"tasks", "include"}, {"tasks"})
-        load_dataset(ds_name)  # unknown dataset -> IgpgError listing the known ones
-        n = _typed(f"{w}.tasks", entry["tasks"], int, 0, 100_000)
-        include = entry.get("include") or []
-        if not isinstance(include, list):
-            raise IgpgError(f"{w}.include: expected a list of class lists, e.g. [[3, 5, 8]]")
-        tasks = tuple(Task.from_classes(ds_name, classes) for classes in include)
-        datasets.append(DatasetEntry(ds_name, n, tasks))
+    for ds_name, entry in f.datasets.items():
+        try:
+            load_dataset(ds_name)  # unknown dataset -> IgpgError listing the known ones
+            include = tuple(Task.from_classes(ds_name, [c if isinstance(c, int) else list(c) for c in classes])
+                            for classes in entry.include)
+        except IgpgError as e:
+            raise fail(f"datasets.{ds_name}", str(e)) from None
+        datasets.append(DatasetEntry(ds_name, entry.tasks, include))
 
-    tasks = TaskSampling.parse(raw.get("tasks") or {}, f"{where}.tasks")
+    tasks = f.tasks
     if tasks.min_ways > tasks.max_ways:
-        raise IgpgError(f"{where}.tasks: min_ways {tasks.min_ways} > max_ways {tasks.max_ways}")
+        raise fail("tasks", f"min_ways {tasks.min_ways} > max_ways {tasks.max_ways}")
 
-    if not isinstance(raw["archs"], list) or not raw["archs"]:
-        raise IgpgError(f"{where}.archs: expected a non-empty list of {{arch: 'mlp:*-32-*'}} entries")
     archs = []
-    for i, entry in enumerate(raw["archs"]):
-        w = f"{where}.archs[{i}]"
-        _check_keys(w, entry, {"arch", "heldout", "datasets", "root", "max_tasks"}, {"arch"})
-        if not isinstance(entry["arch"], str):
-            raise IgpgError(f"{w}.arch: expected a string like 'mlp:*-32-*'")
-        heldout = entry.get("heldout", False)
-        if not isinstance(heldout, bool):
-            raise IgpgError(f"{w}.heldout: expected true or false")
-        only = entry.get("datasets")
-        if only is not None:
-            if not isinstance(only, list) or not all(isinstance(d, str) for d in only):
-                raise IgpgError(f"{w}.datasets: expected a list of dataset names")
-            unknown = [d for d in only if d not in {e.name for e in datasets}]
-            if unknown:
-                raise IgpgError(f"{w}.datasets: {unknown[0]!r} is not one of the zoo's datasets")
-            only = tuple(only)
-        root = entry.get("root", False)
-        if not isinstance(root, bool):
-            raise IgpgError(f"{w}.root: expected true or false")
-        if root and heldout:
-            raise IgpgError(f"{w}: a lineage root cannot be held out")
-        max_tasks = entry.get("max_tasks")
-        if max_tasks is not None:
-            max_tasks = _typed(f"{w}.max_tasks", max_tasks, int, 1, 100_000)
-        arch = ArchEntry(entry["arch"], heldout, only, root, max_tasks)
+    for i, entry in enumerate(f.archs):
+        unknown = [d for d in entry.datasets or () if d not in f.datasets]
+        if unknown:
+            raise fail(f"archs.{i}.datasets", f"{unknown[0]!r} is not one of the zoo's datasets")
+        if entry.root and entry.heldout:
+            raise fail(f"archs.{i}", "a lineage root cannot be held out")
+        arch = ArchEntry(entry.arch, entry.heldout, entry.datasets, entry.root, entry.max_tasks)
         for ds in datasets:  # validate now: nothing is built from a config that fails later
-            if only is None or ds.name in only:
-                arch.resolve(ds.name, max(2, tasks.min_ways))
+            if entry.datasets is None or ds.name in entry.datasets:
+                try:
+                    arch.resolve(ds.name, max(2, tasks.min_ways))
+                except IgpgError as e:
+                    raise fail(f"archs.{i}", str(e)) from None
         archs.append(arch)
     if len({a.template for a in archs}) != len(archs):
-        raise IgpgError(f"{where}.archs: the same architecture is listed twice")
+        raise fail("archs", "the same architecture is listed twice")
 
-    seeds = raw["seeds"]
-    _check_keys(f"{where}.seeds", seeds, {"train", "heldout"}, {"train"})
-    train_seeds = tuple(_typed(f"{where}.seeds.train", s, int, 0) for s in _as_list(seeds["train"], f"{where}.seeds.train"))
-    heldout_seeds = tuple(
-        _typed(f"{where}.seeds.heldout", s, int, 0) for s in _as_list(seeds.get("heldout", []), f"{where}.seeds.heldout")
-    )
-    if not train_seeds:
-        raise IgpgError(f"{where}.seeds.train: at least one seed is needed")
+    train_seeds, heldout_seeds = f.seeds.train, f.seeds.heldout
     if set(train_seeds) & set(heldout_seeds) or len(set(train_seeds)) != len(train_seeds):
-        raise IgpgError(f"{where}.seeds: a seed is listed twice (train and held-out seeds must be distinct)")
+        raise fail("seeds", "a seed is listed twice (train and held-out seeds must be distinct)")
 
-    train = TrainConfig.parse(raw.get("train") or {}, f"{where}.train")
-    keep = _typed(f"{where}.keep_checkpoints", raw.get("keep_checkpoints", 0), int, 0, 100)
-    probes = raw.get("probes", "none")
-    if not isinstance(probes, str) or probes not in PROBE_MODES:
-        raise IgpgError(f"{where}.probes: unknown mode {probes!r}; allowed: {', '.join(PROBE_MODES)}")
-    if probes != "none" and init != "generic":
-        raise IgpgError(f"{where}.probes: probe networks train on a generic network's features; they need "
-                        f"init: generic, not {init!r}")
-    lineage = raw.get("lineage", False)
-    if not isinstance(lineage, bool):
-        raise IgpgError(f"{where}.lineage: expected true or false")
-    if lineage and init != "generic":
-        raise IgpgError(f"{where}.lineage: generic networks grown from a root need init: generic, not {init!r}")
-    if any(a.root for a in archs) and not lineage:
-        raise IgpgError(f"{where}.archs: 'root' entries need lineage: true")
-    if lineage:
+    if f.probes != "none" and f.init != "generic":
+        raise fail("probes", f"probe networks train on a generic network's features; they need init: generic, "
+                             f"not {f.init!r}")
+    if f.lineage and f.init != "generic":
+        raise fail("lineage", f"generic networks grown from a root need init: generic, not {f.init!r}")
+    if any(a.root for a in archs) and not f.lineage:
+        raise fail("archs", "'root' entries need lineage: true")
+    if f.lineage:
         for ds in datasets:
             roots: dict[str, list[str]] = {}
             for a in archs:
@@ -285,13 +274,7 @@ def parse_zoo_config(raw: Any, where: str = "config") -> ZooConfig:
                     roots.setdefault(a.template.partition(":")[0].strip().lower(), []).append(a.template)
             for fam, names in roots.items():
                 if len(names) > 1:
-                    raise IgpgError(f"{where}.archs: with lineage, the {fam} architectures of {ds.name} have one root "
-                                    f"at most, got {', '.join(names)}")
-    return ZooConfig(name.strip(), seed, init, tuple(datasets), tasks, tuple(archs), train_seeds, heldout_seeds,
-                     train, keep, probes, lineage)
-
-
-def _as_list(value: Any, where: str) -> list:
-    if not isinstance(value, list):
-        raise IgpgError(f"{where}: expected a list")
-    return value
+                    raise fail("archs", f"with lineage, the {fam} architectures of {ds.name} have one root at most, "
+                                        f"got {', '.join(names)}")
+    return ZooConfig(f.name.strip(), f.seed, f.init, tuple(datasets), tasks, tuple(archs), train_seeds,
+                     heldout_seeds, f.train, f.keep_checkpoints, f.probes, f.lineage)
