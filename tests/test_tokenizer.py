@@ -9,7 +9,14 @@ import torch
 from conftest import ROOT
 from igpg.arch import ArchSpec
 from igpg.errors import IgpgError
-from igpg.tokenizer import TokenizerConfig, WeightTokenizer, WeightVQVAE, chunk_layout, chunk_network
+from igpg.tokenizer import (
+    TokenizerConfig,
+    TokenizerModelConfig,
+    WeightTokenizer,
+    WeightVQVAE,
+    chunk_layout,
+    chunk_network,
+)
 from igpg.tokenizer.codes import extract_codes, load_codes
 from igpg.tokenizer.tokenizer import load_tokenizer_config
 from igpg.tokenizer.train import train_tokenizer, training_rows
@@ -21,8 +28,9 @@ TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
 @pytest.mark.parametrize("quantizer", ["vq", "rvq", "fsq"])
 def test_decode_from_indices_equals_forward_in_eval_mode(quantizer):
     torch.manual_seed(0)
-    cfg = TokenizerConfig(chunk_size=8, quantizer=quantizer, codebook_size=32, num_quantizers=3, latent_dim=8,
-                          hidden=16, fsq_levels=(5, 5, 4), num_position_features=12)
+    cfg = TokenizerConfig(model=TokenizerModelConfig(chunk_size=8, quantizer=quantizer, codebook_size=32,
+                                                     num_quantizers=3, latent_dim=8, hidden=16, fsq_levels=(5, 5, 4),
+                                                     num_position_features=12))
     model = WeightVQVAE(cfg)
     spec = ArchSpec.parse("mlp:64-16-3")
     ch = chunk_network(spec.build().state_dict(), spec, 8)
@@ -33,7 +41,7 @@ def test_decode_from_indices_equals_forward_in_eval_mode(quantizer):
     with torch.no_grad():
         recon, idx, _ = model(ch.values, pos, ch.layout.mask().float())
         again = model.decode_indices(idx, pos)
-    assert idx.shape == (len(ch.layout), cfg.codes_per_chunk)
+    assert idx.shape == (len(ch.layout), cfg.model.codes_per_chunk)
     torch.testing.assert_close(again, recon, rtol=0, atol=1e-6)
 
 
@@ -69,7 +77,7 @@ def test_resume_continues_exactly(tiny_zoo, tiny_tokenizer, tmp_path):
 
 def test_resume_with_other_config_refused(tiny_zoo, tiny_tokenizer):
     _, out = tiny_tokenizer
-    cfg = load_tokenizer_config(TINY_TOK).replace(lr=0.5)
+    cfg = load_tokenizer_config(TINY_TOK).override({"train.lr": 0.5})
     with pytest.raises(IgpgError, match="another config"):
         train_tokenizer(tiny_zoo, cfg, out)
 
@@ -103,7 +111,7 @@ def test_bad_input(tiny_tokenizer, tmp_path):
         tok.encode(bad, spec)
     with pytest.raises(IgpgError):
         tok.encode(state, "mlp:64-32-3")  # shapes don't match the schema
-    cnn_only = WeightTokenizer(tok.cfg.replace(families=("cnn",)))
+    cnn_only = WeightTokenizer(tok.cfg.override({"model.families": ("cnn",)}))
     with pytest.raises(IgpgError, match="supports architecture families cnn"):
         cnn_only.encode(state, spec)
     # incomplete or corrupt checkpoint directories
@@ -144,3 +152,38 @@ def test_cli_train_and_eval_tokenizer(tiny_zoo, tmp_path, cli):
     bad.write_text("chunk_size: 8\nquantiser: rvq\n")
     res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", bad, "--out", tmp_path / "t2")
     assert res.code == 2 and "unknown key 'quantiser'" in res.err and not (tmp_path / "t2").exists()
+
+
+def test_config_sections_and_flat_configs_of_before(tmp_path):
+    """The released tokenizers' config.json is flat (every key at the top, `extra: {}` among them): each key is read
+    into the section that owns it; `extra` only at its neutral value; an unknown key refused; new ones are sectioned."""
+    from igpg.checkpoint import read_config
+    from igpg.tokenizer.tokenizer import KIND, config_from_dict
+
+    released = ROOT / "igpg" / "pretrained" / "default" / "tokenizer"
+    raw = read_config(released, KIND)
+    assert "extra" in raw and "model" not in raw  # the file as released, flat
+    cfg = config_from_dict(raw)
+    assert (cfg.model.num_quantizers, cfg.model.normalisation, cfg.model.vocab_size, cfg.model.codes_per_chunk) == \
+        (5, "layer_std", 1024, 5)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (1500, 4096, 1e-3)
+    assert WeightTokenizer.load(released).cfg == cfg
+    for name in ("default", "rvq5"):
+        assert WeightTokenizer.load(ROOT / "tokenizers" / name).cfg.model.chunk_size == 8
+    # removed and unknown keys: one line each
+    for bad, msg in [({**raw, "extra": {"a": 1}}, "option 'extra' was removed; an old config may hold it only at "
+                      "its neutral value {}, got {'a': 1}"),
+                     ({**raw, "extra": []}, "option 'extra' was removed"),
+                     ({**raw, "bogus": 1}, "unknown key 'bogus'; allowed: batch_size, "),
+                     ({"model": {"chunk_size": 8}, "lr": 0.1}, "unknown key 'lr'; allowed: model, train"),
+                     ({"model": {"lr": 0.1}}, "unknown key 'model.lr'; allowed: chunk_size, "),
+                     ({"model": {"extra": {}}}, "unknown key 'model.extra'")]:
+        with pytest.raises(IgpgError) as err:
+            config_from_dict(bad, "config.json")
+        assert msg in str(err.value) and "\n" not in str(err.value), str(err.value)
+        assert str(err.value).startswith("tokenizer config 'config.json': ")
+    # a tokenizer saved now writes the sections, and reads back equal
+    WeightTokenizer(cfg).save(tmp_path / "tok")
+    saved = read_config(tmp_path / "tok", KIND)
+    assert set(saved) == {"model", "train"} and saved["train"]["steps"] == 1500
+    assert config_from_dict(saved) == cfg and not hasattr(cfg, "extra")
