@@ -149,9 +149,9 @@ def test_cli_train_and_eval_tokenizer(tiny_zoo, tmp_path, cli):
     res = cli("eval", "tokenizer", "--zoo", tiny_zoo, "-t", tmp_path / "nowhere")
     assert res.code == 2 and "not found" in res.err
     bad = tmp_path / "bad.yaml"
-    bad.write_text("chunk_size: 8\nquantiser: rvq\n")
+    bad.write_text("model:\n  chunk_size: 8\n  quantiser: rvq\n")
     res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", bad, "--out", tmp_path / "t2")
-    assert res.code == 2 and "unknown key 'quantiser'" in res.err and not (tmp_path / "t2").exists()
+    assert res.code == 2 and "unknown key 'model.quantiser'" in res.err and not (tmp_path / "t2").exists()
 
 
 def test_config_sections_and_flat_configs_of_before(tmp_path):
@@ -187,3 +187,25 @@ def test_config_sections_and_flat_configs_of_before(tmp_path):
     saved = read_config(tmp_path / "tok", KIND)
     assert set(saved) == {"model", "train"} and saved["train"]["steps"] == 1500
     assert config_from_dict(saved) == cfg and not hasattr(cfg, "extra")
+
+
+def test_recipes_are_sectioned_and_set_reaches_each_section(tiny_zoo, tmp_path, cli):
+    import yaml
+
+    for recipe in (ROOT / "configs" / "tokenizer").glob("*.yaml"):
+        assert set(yaml.safe_load(recipe.read_text())) == {"model", "train"}, recipe
+    cfg = load_tokenizer_config(TINY_TOK, ["train.lr=3e-3", "model.hidden=128", "train.steps=5"])
+    assert (cfg.train.lr, cfg.model.hidden, cfg.train.steps, cfg.model.codebook_size) == (3e-3, 128, 5, 64)
+    flat = tmp_path / "flat.yaml"  # a recipe written before the sections still loads, and takes dotted overrides
+    flat.write_text("chunk_size: 8\ncodebook_size: 64\nnum_quantizers: 2\nlatent_dim: 8\nhidden: 32\nsteps: 40\n"
+                    "batch_size: 256\nlr: 0.003\nlog_every: 10\ncheckpoint_every: 20\n")
+    assert load_tokenizer_config(flat, ["train.steps=5"]).train.steps == 5
+    res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", TINY_TOK, "--out", tmp_path / "tok", "--no-codes",
+              "--set", "train.steps=4", "--set", "train.log_every=2", "--set", "model.hidden=16")
+    assert res.code == 0, res.err
+    saved = json.loads((tmp_path / "tok" / "config.json").read_text())["config"]
+    assert (saved["train"]["steps"], saved["model"]["hidden"], saved["train"]["lr"]) == (4, 16, 0.003)
+    for bad in ("train.lrr=1", "lr=3e-3", "model.hidden.x=1"):
+        res = cli("train", "tokenizer", "--zoo", tiny_zoo, "--config", TINY_TOK, "--out", tmp_path / "t3",
+                  "--set", bad)
+        assert res.code == 2 and len(res.err.strip().splitlines()) == 1 and not (tmp_path / "t3").exists(), res.err
