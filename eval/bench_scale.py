@@ -186,7 +186,7 @@ def child_resnet(args) -> dict:
     torchvision.models.resnet18(weights=None).load_state_dict(back, strict=True)
     state_mb = sum(v.numel() * v.element_size() for v in state.values()) / 2**20
     return {"arch": "torchvision resnet18 (weights=None)", "params": schema.num_params,
-            "chunks": schema.num_chunks(tok.cfg.chunk_size), "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
+            "chunks": schema.num_chunks(tok.cfg.model.chunk_size), "encode_seconds": t1 - t0, "decode_seconds": t2 - t1,
             "peak_rss_delta_mb": (mem.peak - mem.before) / 2**20, "state_dict_mb": state_mb, **err}
 
 

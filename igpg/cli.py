@@ -298,7 +298,9 @@ def train_tokenizer_cmd(
 ) -> None:
     """Train a VQ-VAE weight tokenizer on the zoo's training networks (resumable), then extract codes.
 
-    Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok --set lr=3e-3
+    Example: igpg train tokenizer --zoo zoos/default --config configs/tokenizer/default.yaml --out runs/tok
+
+    A variant: ... --out runs/tok-lr3 --set train.lr=3e-3 --set model.hidden=128 (keys: igpg/tokenizer/model.py)
     """
     from igpg import distributed
     from igpg.tokenizer.codes import extract_codes

@@ -1,8 +1,8 @@
 """The one config layer of the zoo, the tokenizer and the generator: pydantic models that refuse unknown keys,
 values of the wrong type and sizes out of range, each with a one-line `IgpgError`, and dotted overrides.
 
-    cfg = load_config(TokenizerConfig, "configs/tokenizer/tiny.yaml", overrides=["lr=3e-3"])
-    cfg.override({"steps": 10})          # a validated copy (what `--set steps=10` does on the command line)
+    cfg = load_config(TokenizerConfig, "configs/tokenizer/tiny.yaml", overrides=["train.lr=3e-3"])
+    cfg.override({"train.steps": 10})    # a validated copy (what `--set train.steps=10` does on the command line)
 
 A variant of a recipe is an override, not a file: `igpg train generator --config configs/generator/default.yaml
 --set train.lr=3e-4 --set model.dim=256`. A value is read as a YAML scalar (`3e-4`, `true`, `[mlp]`, `null`).

@@ -80,7 +80,7 @@ def tiny_pipeline(tiny_zoo, tmp_path_factory):
     from igpg.zoo import Catalogue
 
     d = tmp_path_factory.mktemp("gen")
-    cfg = load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).override({"model.normalisation": "layer_std"})
     tok = train_tokenizer(tiny_zoo, cfg, d / "tok")
     extract_codes(tok, Catalogue(tiny_zoo), d / "tok" / "codes")
     gcfg = tiny_gen_config(codes=False)

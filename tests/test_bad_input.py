@@ -242,7 +242,13 @@ CLI_CASES = [
     Case("zoo-build-set-unknown-key", zoo_build(set_in("name", "tiny"), extra=("--set", "train.epochs=3")),
          "--set train.epochs: unknown key 'train.epochs'"),
     Case("train-tokenizer-steps-wrong-type", lambda tmp: ["train", "tokenizer", "--zoo", "nozoo", "--config",
-         write_yaml(tmp, "tok.yaml", {"steps": "many"}), "--out", "tok"], "steps must be int"),
+         write_yaml(tmp, "tok.yaml", {"train": {"steps": "many"}}), "--out", "tok"], "train.steps must be int"),
+    Case("train-tokenizer-set-unknown-key", lambda tmp: ["train", "tokenizer", "--zoo", "nozoo", "--config",
+         ROOT / "configs" / "tokenizer" / "tiny.yaml", "--out", "tok", "--set", "model.hiden=64"],
+         "--set model.hiden: unknown key 'model.hiden'; allowed: "),
+    Case("train-tokenizer-set-flat-key", lambda tmp: ["train", "tokenizer", "--zoo", "nozoo", "--config",
+         ROOT / "configs" / "tokenizer" / "tiny.yaml", "--out", "tok", "--set", "lr=3e-3"],
+         "--set lr: unknown key 'lr'; allowed: model, train"),
     Case("retrieve-zoo-missing", lambda tmp: ["retrieve", INSTRUCTION, "--dataset", "digits", "--classes", "3,5,8",
          "--arch", "mlp:64-32-3", "--zoo", "nowhere"], "is not a zoo"),
     Case("data-info-unknown-dataset", lambda tmp: ["data", "info", "cifar"], "unknown dataset 'cifar'"),
@@ -367,7 +373,7 @@ API_CASES = [
     Case("generator-config-unknown-key", calls(load_generator_config, lambda tmp: write_yaml(
         tmp, "gen.yaml", {"stepz": 5})), "unknown key 'stepz'"),
     Case("tokenizer-config-chunk-size-zero", calls(load_tokenizer_config, lambda tmp: write_yaml(
-        tmp, "tok.yaml", {"chunk_size": 0})), "chunk_size must be at least 1, got 0"),
+        tmp, "tok.yaml", {"model": {"chunk_size": 0}})), "model.chunk_size must be at least 1, got 0"),
     Case("checkpoint-config-nested-too-deep", calls(read_config, lambda tmp: model_dir(tmp, config=DEEP),
          "igpg-weight-generator"), "config.json is not valid JSON"),
     Case("checkpoint-config-wrong-kind", calls(read_config, lambda tmp: model_dir(

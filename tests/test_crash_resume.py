@@ -418,8 +418,9 @@ def test_tokenizer_training_killed_five_times_resumes_exactly(tiny_zoo, tmp_path
     from igpg.tokenizer.train import train_tokenizer
     from igpg.zoo import Catalogue
 
-    raw = {**yaml.safe_load((ROOT / "configs" / "tokenizer" / "tiny.yaml").read_text()),
-           "normalisation": "layer_std", "steps": 240, "batch_size": 128, "log_every": 5, "checkpoint_every": 10}
+    raw = yaml.safe_load((ROOT / "configs" / "tokenizer" / "tiny.yaml").read_text())
+    raw["model"]["normalisation"] = "layer_std"
+    raw["train"].update(steps=240, batch_size=128, log_every=5, checkpoint_every=10)
     cfg_path = write_yaml(tmp_path / "tok.yaml", raw)
     cfg = load_tokenizer_config(cfg_path)
     ref_dir = tmp_path / "ref"
@@ -437,7 +438,7 @@ def test_tokenizer_training_killed_five_times_resumes_exactly(tiny_zoo, tmp_path
 
     out = tmp_path / "runs" / "tok"
     stdout = kill_training_chain(["train", "tokenizer", "--zoo", tiny_zoo, "--config", cfg_path, "--out", out],
-                                 out, load, ref, ref_metrics, cfg, random.Random(f"{SEED}-tokenizer"), kills=5,
+                                 out, load, ref, ref_metrics, cfg.train, random.Random(f"{SEED}-tokenizer"), kills=5,
                                  mid_save={2}, last_after_training=True)
     assert f"codes of {len(Catalogue(tiny_zoo).rows())} networks" in stdout
     assert sha(out / "codes" / "codes.safetensors") == sha(ref_dir / "codes" / "codes.safetensors")

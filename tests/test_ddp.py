@@ -152,12 +152,13 @@ def test_ddp_tokenizer_trains_and_rank0_extracts_codes(tiny_zoo, tmp_path):
     from igpg.zoo import Catalogue
 
     cfg = tmp_path / "tok.yaml"
-    raw = {**yaml.safe_load((ROOT / "configs" / "tokenizer" / "tiny.yaml").read_text()), "normalisation": "layer_std"}
+    raw = yaml.safe_load((ROOT / "configs" / "tokenizer" / "tiny.yaml").read_text())
+    raw["model"]["normalisation"] = "layer_std"
     cfg.write_text(yaml.safe_dump(raw))
     out, log = tmp_path / "tok", tmp_path / "tok.log"
     finish(torchrun(tiny_zoo, None, cfg, out, log), log)
     lines = metrics(out)
-    assert [r["step"] for r in lines] == list(range(10, raw["steps"] + 1, 10))
+    assert [r["step"] for r in lines] == list(range(10, raw["train"]["steps"] + 1, 10))
     assert lines[-1]["recon"] < lines[0]["recon"], lines
     WeightTokenizer.load(out)
     assert set(load_codes(out / "codes")) == Catalogue(tiny_zoo).net_ids()

@@ -27,7 +27,7 @@ from igpg.config import read_yaml
 from igpg.generator.model_dir import config_from_dict as generator_config
 from igpg.io import read_header, save_weights
 from igpg.text import check_instruction
-from igpg.tokenizer.model import TokenizerConfig
+from igpg.tokenizer.tokenizer import config_from_dict as tokenizer_config
 from igpg.zoo.config import parse_zoo_config
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -152,14 +152,15 @@ def test_zoo_config_mappings(raw):
 
 
 @FUZZ
-@given(parse=st.sampled_from([generator_config, TokenizerConfig.parse]),
+@given(parse=st.sampled_from([generator_config, tokenizer_config]),
        raw=st.dictionaries(st.sampled_from(["steps", "lr", "batch_size", "dim", "families", "quantizer",
-                                            "chunk_size", "class_embedding", "extra", "fsq_levels", "unknown"]),
+                                            "chunk_size", "class_embedding", "extra", "fsq_levels", "unknown",
+                                            "model", "train"]),
                            json_like, max_size=3) | json_like)
 def test_training_config_mappings(parse, raw):
     cfg = one_line_or_valid(parse, raw)
     if cfg is not None:
-        assert cfg.steps >= 1 and cfg.batch_size >= 1
+        assert cfg.train.steps >= 1 and cfg.train.batch_size >= 1
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +179,7 @@ def test_yaml_config_files(scratch, content):
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     raw = one_line_or_valid(read_yaml, path, "zoo")
     one_line_or_valid(parse_zoo_config, raw)
-    one_line_or_valid(TokenizerConfig.parse, raw)
+    one_line_or_valid(tokenizer_config, raw)
 
 
 @FUZZ

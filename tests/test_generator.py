@@ -550,4 +550,4 @@ def test_describe_is_json_of_both_configs():
     from igpg.generator.api import ParameterGenerator
 
     d = json.loads(json.dumps(ParameterGenerator.from_pretrained(device="cpu").describe()))
-    assert d["config"]["model"]["base_rows"] is True and d["config"]["codes"]["chunk_size"] == d["tokenizer"]["chunk_size"]
+    assert d["config"]["model"]["base_rows"] is True and d["config"]["codes"]["chunk_size"] == d["tokenizer"]["model"]["chunk_size"]

@@ -85,11 +85,11 @@ def test_half_precision_tensors_round_trip_with_their_dtype():
 
 def test_resnet18_through_an_untrained_tokenizer(resnet18):
     torch.manual_seed(0)
-    cfg = load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).override({"model.normalisation": "layer_std"})
     tok = WeightTokenizer(cfg)
     codes = tok.encode_state(resnet18)
     schema = state_schema(resnet18)
-    assert codes.indices.shape == (schema.num_chunks(8), cfg.codes_per_chunk)
+    assert codes.indices.shape == (schema.num_chunks(8), cfg.model.codes_per_chunk)
     back = tok.decode_state(codes)
     assert list(back) == list(resnet18)
     torchvision.models.resnet18(weights=None).load_state_dict(back, strict=True)
@@ -101,7 +101,7 @@ def test_resnet18_through_an_untrained_tokenizer(resnet18):
 
 def test_windowed_tokenizer_passes_equal_one_pass(monkeypatch):
     torch.manual_seed(0)
-    tok = WeightTokenizer(load_tokenizer_config(TINY_TOK).replace(normalisation="layer_std"))
+    tok = WeightTokenizer(load_tokenizer_config(TINY_TOK).override({"model.normalisation": "layer_std"}))
     arch = "mlp:64-96-96-10"  # 96 * 9 + 96 * 13 + 10 * 13 = 2242 chunks
     torch.manual_seed(1)
     from igpg.arch import ArchSpec

@@ -248,7 +248,7 @@ def test_tokenizer_and_generator_train_on_an_imported_zoo(imported, tmp_path):
     cat = Catalogue(d / "zoo")
     train = training_rows(cat)
     assert train and all(r["arch"] != "mlp:64-24-3" and r["seed"] != 1 for r in train)
-    cfg = load_tokenizer_config(TINY_TOK).replace(steps=10, normalisation="layer_std")
+    cfg = load_tokenizer_config(TINY_TOK).override({"train.steps": 10, "model.normalisation": "layer_std"})
     tok = train_tokenizer(d / "zoo", cfg, tmp_path / "tok")
     assert extract_codes(tok, cat, tmp_path / "tok" / "codes") == 7
     gcfg = tiny_gen_config(codes=False)

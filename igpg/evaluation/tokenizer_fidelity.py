@@ -49,7 +49,7 @@ def fidelity_rows(tok: WeightTokenizer, zoo: Catalogue, rows: list[dict],
         w = torch.cat([t.flatten() for t in state.values()])
         w_r = torch.cat([recon[k].flatten() for k in state])
         n_params = w.numel()
-        bits = codes.indices.numel() * math.log2(tok.cfg.vocab_size) + codes.side.numel() * 8
+        bits = codes.indices.numel() * math.log2(tok.cfg.model.vocab_size) + codes.side.numel() * 8
         out.append({"net_id": r["net_id"], "arch": r["arch"], "dataset": r["dataset"], "acc": acc, "acc_recon": acc_r,
                     "ratio": acc_r / max(acc, 1e-9), "rel_error": ((w_r - w).norm() / w.norm()).item(),
                     "bits_per_param": bits / n_params, "codes": codes.indices.numel(), "n_params": n_params,
@@ -113,7 +113,7 @@ def evaluate_tokenizers(zoo_dir, tokenizer_dirs: list, limit: int | None = None,
         picked[name] = rows[:limit] if limit else rows
     for tdir in tokenizer_dirs:
         tok = WeightTokenizer.load(tdir)
-        cfg = tok.cfg
+        cfg = tok.cfg.model
         entry = {"tokenizer": str(tdir), "chunk_size": cfg.chunk_size, "quantizer": cfg.quantizer,
                  "codebook": cfg.vocab_size, "codes_per_chunk": cfg.codes_per_chunk,
                  "normalisation": cfg.normalisation, "results": {}}

@@ -111,7 +111,7 @@ class ParameterGenerator:
                 raise IgpgError(f"generator {path} holds no tokenizer ({TOKENIZER_DIR}/ is missing); pass the one it "
                                 f"was trained with (--tokenizer DIR), or re-save it with save_pretrained")
         tok = WeightTokenizer.load(tokenizer)
-        if (tok.cfg.vocab_size, tok.cfg.codes_per_chunk, tok.cfg.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
+        if (tok.cfg.model.vocab_size, tok.cfg.model.codes_per_chunk, tok.cfg.model.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
             raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk or chunk size)")
         digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:12]
         bank = GenericBank.load(path / GENERIC_DIR) if cfg.base_rows else None

@@ -80,8 +80,8 @@ class CodeFormat(Config):
     @classmethod
     def of(cls, tok, name: str) -> CodeFormat:
         """The code format of a `WeightTokenizer` saved in a directory called `name`."""
-        return cls(vocab=tok.cfg.vocab_size, codes_per_chunk=tok.cfg.codes_per_chunk, chunk_size=tok.cfg.chunk_size,
-                   tokenizer=name, side_tokens=tok.cfg.normalisation == "layer_std")
+        return cls(vocab=tok.cfg.model.vocab_size, codes_per_chunk=tok.cfg.model.codes_per_chunk,
+                   chunk_size=tok.cfg.model.chunk_size, tokenizer=name, side_tokens=tok.cfg.model.normalisation == "layer_std")
 
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "codes": CodeFormat}

@@ -34,7 +34,7 @@ def extract_codes(tok: WeightTokenizer, zoo: Catalogue, out: str | Path, tokeniz
             p.unlink(missing_ok=True)
     rows = zoo.rows(where) if where else zoo.rows()
     tensors, nets = {}, {}
-    dtype = torch.int16 if tok.cfg.vocab_size <= 32767 else torch.int32
+    dtype = torch.int16 if tok.cfg.model.vocab_size <= 32767 else torch.int32
     for i, r in enumerate(rows):
         state, _ = load_weights(zoo.root / r["file"])
         codes = tok.encode(state, r["arch"])
@@ -45,7 +45,7 @@ def extract_codes(tok: WeightTokenizer, zoo: Catalogue, out: str | Path, tokeniz
             progress(i + 1, len(rows))
     save_weights(out / CODES_FILE, tensors, {"igpg.kind": "codes"})
     atomic_write_text(out / INDEX_FILE, json.dumps({"tokenizer": tokenizer_name, "zoo": str(zoo.root),
-                                                    "codes_per_chunk": tok.cfg.codes_per_chunk, "nets": nets}))
+                                                    "codes_per_chunk": tok.cfg.model.codes_per_chunk, "nets": nets}))
     return len(rows)
 
 

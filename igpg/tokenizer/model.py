@@ -27,8 +27,8 @@ from igpg.errors import IgpgError
 QUANTIZERS = ("vq", "rvq", "fsq")
 
 
-class TokenizerConfig(Config):
-    """The VQ-VAE and its training (igpg train tokenizer --config configs/tokenizer/*.yaml --set lr=3e-3)."""
+class TokenizerModelConfig(Config):
+    """What builds the VQ-VAE: `WeightVQVAE(cfg)` depends on these alone (and a tokenizer's codes on them)."""
 
     what = "tokenizer"
     chunk_size: int = Field(8, ge=1, le=4096)  # weights per chunk; a chunk never spans two neurons (row-aligned chunking)
@@ -45,15 +45,7 @@ class TokenizerConfig(Config):
     decay: float = Field(0.9, ge=0)  # EMA decay of the codebooks
     kmeans_init: bool = True  # initialise codebooks from the first batch (stabler than random)
     dead_code_threshold: float = Field(2.0, ge=0)  # codes used less than this (EMA count) are re-seeded from the batch
-    # training
-    steps: int = Field(3000, ge=1)
-    batch_size: int = Field(4096, ge=1)  # chunks per step
-    lr: float = Field(1e-3, ge=0)
-    seed: int = Field(0, ge=0)
-    log_every: int = Field(100, ge=1)
-    checkpoint_every: int = Field(500, ge=1)
     num_position_features: int = Field(0, ge=0, le=4096)  # filled from the chunk layout when the model is built
-    extra: dict = {}  # never read; older tokenizer configs hold it
 
     @property
     def codes_per_chunk(self) -> int:
@@ -69,6 +61,37 @@ class TokenizerConfig(Config):
         return self.codes_per_chunk * math.log2(self.vocab_size)
 
 
+class TokenizerTrainConfig(Config):
+    """How the VQ-VAE is trained: none of these changes the module's shapes or its codes' format."""
+
+    what = "tokenizer"
+    steps: int = Field(3000, ge=1)
+    batch_size: int = Field(4096, ge=1)  # chunks per step
+    lr: float = Field(1e-3, ge=0)
+    seed: int = Field(0, ge=0)
+    log_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(500, ge=1)
+
+
+SECTIONS = {"model": TokenizerModelConfig, "train": TokenizerTrainConfig}
+_OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.model_fields}
+assert len(_OWNER) == sum(len(c.model_fields) for c in SECTIONS.values()), "a field name in two sections"
+
+
+class TokenizerConfig(Config):
+    """The VQ-VAE (`model:`) and its training (`train:`): igpg train tokenizer --config configs/tokenizer/*.yaml
+    --set train.lr=3e-3 --set model.hidden=128. Reads name the section: cfg.model.chunk_size, cfg.train.lr."""
+
+    what = "tokenizer"
+    model: TokenizerModelConfig = TokenizerModelConfig()
+    train: TokenizerTrainConfig = TokenizerTrainConfig()
+
+    @staticmethod
+    def owner(name: str) -> str | None:
+        """The section ("model", "train") a flat key (of a config written before the sections) belongs to."""
+        return _OWNER.get(name)
+
+
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Module:
     if hidden == 0:
         return nn.Linear(d_in, d_out)
@@ -80,29 +103,30 @@ class WeightVQVAE(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         self.cfg = cfg
-        f = cfg.num_position_features if cfg.position_features else 0
-        d = len(cfg.fsq_levels) if cfg.quantizer == "fsq" else cfg.latent_dim
-        self.encoder = _mlp(cfg.chunk_size + f, cfg.hidden, d)
-        self.decoder = _mlp(d + f, cfg.hidden, cfg.chunk_size)
-        common = dict(decay=cfg.decay, commitment_weight=cfg.commitment_weight, kmeans_init=cfg.kmeans_init,
-                      threshold_ema_dead_code=cfg.dead_code_threshold)
-        if cfg.quantizer == "vq":
-            self.quantizer = VectorQuantize(dim=d, codebook_size=cfg.codebook_size, **common)
-        elif cfg.quantizer == "rvq":
-            self.quantizer = ResidualVQ(dim=d, num_quantizers=cfg.num_quantizers, codebook_size=cfg.codebook_size,
+        m = cfg.model
+        f = m.num_position_features if m.position_features else 0
+        d = len(m.fsq_levels) if m.quantizer == "fsq" else m.latent_dim
+        self.encoder = _mlp(m.chunk_size + f, m.hidden, d)
+        self.decoder = _mlp(d + f, m.hidden, m.chunk_size)
+        common = dict(decay=m.decay, commitment_weight=m.commitment_weight, kmeans_init=m.kmeans_init,
+                      threshold_ema_dead_code=m.dead_code_threshold)
+        if m.quantizer == "vq":
+            self.quantizer = VectorQuantize(dim=d, codebook_size=m.codebook_size, **common)
+        elif m.quantizer == "rvq":
+            self.quantizer = ResidualVQ(dim=d, num_quantizers=m.num_quantizers, codebook_size=m.codebook_size,
                                         **common)
         else:
-            self.quantizer = FSQ(levels=list(cfg.fsq_levels))
+            self.quantizer = FSQ(levels=list(m.fsq_levels))
 
     def _cond(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        return torch.cat([x, pos], -1) if self.cfg.position_features else x
+        return torch.cat([x, pos], -1) if self.cfg.model.position_features else x
 
     def encode(self, values: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return self.encoder(self._cond(values, pos))  # (N, D)
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(N, D) -> quantised (N, D), indices (N, Q), auxiliary loss (scalar)."""
-        if self.cfg.quantizer == "fsq":
+        if self.cfg.model.quantizer == "fsq":
             zq, idx = self.quantizer(z[None])  # the library wants a sequence axis: (1, N, D)
             return zq[0], idx[0][:, None], z.new_zeros(())
         zq, idx, aux = self.quantizer(z[None])  # the library wants a sequence axis: (1, N, D)
@@ -112,18 +136,18 @@ class WeightVQVAE(nn.Module):
     def latent_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
         """(N, Q) codes -> (N, D) quantised latents."""
         self.check_indices(indices)
-        if self.cfg.quantizer == "fsq":
+        if self.cfg.model.quantizer == "fsq":
             return self.quantizer.indices_to_codes(indices[None, :, 0])[0]
-        if self.cfg.quantizer == "vq":
+        if self.cfg.model.quantizer == "vq":
             return self.quantizer.get_output_from_indices(indices[None, :, 0])[0]
         return self.quantizer.get_output_from_indices(indices[None])[0]
 
     def check_indices(self, indices: torch.Tensor) -> None:
-        q = self.cfg.codes_per_chunk
+        q = self.cfg.model.codes_per_chunk
         if indices.ndim != 2 or indices.shape[1] != q:
             raise IgpgError(f"codes must have shape (chunks, {q}), got {tuple(indices.shape)}")
-        if indices.numel() and (indices.min() < 0 or indices.max() >= self.cfg.vocab_size):
-            raise IgpgError(f"codes must lie in 0..{self.cfg.vocab_size - 1}")
+        if indices.numel() and (indices.min() < 0 or indices.max() >= self.cfg.model.vocab_size):
+            raise IgpgError(f"codes must lie in 0..{self.cfg.model.vocab_size - 1}")
 
     def decode(self, zq: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         return self.decoder(self._cond(zq, pos))  # (N, C)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 
 from igpg.arch import ArchSpec
 from igpg.checkpoint import check_model_size, load_model_state, read_config, save_model
-from igpg.config import load_config
+from igpg.config import apply_overrides, read_yaml
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.any_state_chunking import (
@@ -35,7 +35,7 @@ from igpg.tokenizer.any_state_chunking import (
     state_schema,
     unchunk_state,
 )
-from igpg.tokenizer.model import TokenizerConfig, WeightVQVAE
+from igpg.tokenizer.model import SECTIONS, TokenizerConfig, WeightVQVAE
 
 KIND = "igpg-weight-tokenizer"
 WINDOW = MAX_BLOCK_CHUNKS  # chunks through the VQ-VAE at once (activations ~4 MiB at hidden 256, distances to a
@@ -70,20 +70,54 @@ def _window_inputs(layout: ChunkLayout, w: slice) -> tuple[torch.Tensor, torch.T
     return part.position_features(), part.mask()
 
 
-def config_from_dict(raw: dict, where=None) -> TokenizerConfig:
-    """A tokenizer config from a checkpoint's config.json or a YAML file, validated (sizes bounded)."""
-    return TokenizerConfig.parse(raw, where)
+# options removed from the tokenizer config, with their neutral value: a config.json written before the sections
+# (2026-12; the released tokenizers among them) still loads if it holds them at that value
+REMOVED = {"extra": {}}
+
+
+def config_from_dict(raw: Any, where: str | Path | None = None) -> TokenizerConfig:
+    """A tokenizer config from a checkpoint's config.json or a YAML file, validated (sizes bounded): its sections
+    ({"model": ..., "train": ...}) or an older flat mapping."""
+    return TokenizerConfig.parse(_as_sections(raw, where), where)
+
+
+def _as_sections(raw: Any, where: str | Path | None) -> Any:
+    """A flat mapping (a config written before the sections) as sections; anything else as it is."""
+    if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
+        return _sections_of_flat(raw, where)
+    return raw
+
+
+def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
+    """Each key of a flat config into the section that owns it; its removed options only at their neutral value."""
+    head = "tokenizer config" + (f" {str(where)!r}" if where is not None else "")
+    out: dict[str, dict] = {}
+    for key in sorted(raw, key=str):
+        if key in REMOVED:
+            value, neutral = raw[key], REMOVED[key]
+            if value != neutral or type(value) is not type(neutral):
+                raise IgpgError(f"{head}: option {key!r} was removed; an old config may hold it only at its "
+                                f"neutral value {neutral!r}, got {repr(value)[:40]}")
+            continue
+        section = TokenizerConfig.owner(key) if isinstance(key, str) else None
+        if section is None:
+            allowed = sorted(k for cls in SECTIONS.values() for k in cls.model_fields)
+            raise IgpgError(f"{head}: unknown key {str(key)!r}; allowed: {', '.join(allowed)}")
+        out.setdefault(section, {})[key] = raw[key]
+    return out
 
 
 def load_tokenizer_config(path, overrides: list[str] | None = None) -> TokenizerConfig:
-    """A tokenizer config YAML (keys of `TokenizerConfig`) with `--set` overrides, validated."""
-    return load_config(TokenizerConfig, path, overrides)
+    """A tokenizer recipe (configs/tokenizer/*.yaml: `model:` and `train:` sections, or an older flat one) with
+    `--set` overrides (`train.lr=3e-3`, `model.hidden=128`), validated."""
+    raw = apply_overrides(_as_sections(read_yaml(path, "tokenizer"), path), overrides, TokenizerConfig)
+    return TokenizerConfig.parse(raw, path)
 
 
 class WeightTokenizer:
     def __init__(self, cfg: TokenizerConfig, model: WeightVQVAE | None = None):
-        if cfg.num_position_features != NUM_POSITION_FEATURES:
-            cfg = cfg.replace(num_position_features=NUM_POSITION_FEATURES)
+        if cfg.model.num_position_features != NUM_POSITION_FEATURES:
+            cfg = cfg.override({"model.num_position_features": NUM_POSITION_FEATURES})
         self.cfg = cfg
         self.model = model if model is not None else WeightVQVAE(cfg)
         self.model.eval()
@@ -104,15 +138,15 @@ class WeightTokenizer:
 
     def check_arch(self, arch: str | ArchSpec) -> ArchSpec:
         spec = ArchSpec.parse(arch)
-        if spec.family not in self.cfg.families:
-            raise IgpgError(f"this tokenizer supports architecture families {', '.join(self.cfg.families)}, "
+        if spec.family not in self.cfg.model.families:
+            raise IgpgError(f"this tokenizer supports architecture families {', '.join(self.cfg.model.families)}, "
                             f"not {spec.family!r} ({spec})")
         return spec
 
     @torch.no_grad()
     def encode(self, state: Mapping[str, torch.Tensor], arch: str | ArchSpec) -> Codes:
         spec = self.check_arch(arch)
-        ch = chunk_network(state, spec, self.cfg.chunk_size, self.cfg.normalisation)
+        ch = chunk_network(state, spec, self.cfg.model.chunk_size, self.cfg.model.normalisation)
         idx = torch.cat([self._encode_values(ch.values[w], _window_inputs(ch.layout, w)[0])
                          for w in _windows(len(ch.values))])
         return Codes(str(spec), idx, ch.side)
@@ -124,27 +158,27 @@ class WeightTokenizer:
     @torch.no_grad()
     def decode(self, codes: Codes) -> dict[str, torch.Tensor]:
         spec = self.check_arch(codes.arch)
-        layout = chunk_layout(spec, self.cfg.chunk_size)
+        layout = chunk_layout(spec, self.cfg.model.chunk_size)
         if codes.indices.shape[0] != len(layout):
             raise IgpgError(f"{spec} needs {len(layout)} chunks of codes, got {codes.indices.shape[0]}")
-        values = torch.empty(len(layout), self.cfg.chunk_size)
+        values = torch.empty(len(layout), self.cfg.model.chunk_size)
         for w in _windows(len(layout)):
             pos, mask = _window_inputs(layout, w)
             values[w] = self.model.decode_indices(codes.indices[w], pos) * mask
-        return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, codes.side)
+        return unchunk(values, spec, self.cfg.model.chunk_size, self.cfg.model.normalisation, codes.side)
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, arch: str | ArchSpec, side: torch.Tensor) -> dict[str, torch.Tensor]:
         """Decode quantised latents (N, Dz) (e.g. a generator's expected code vectors) instead of indices."""
         spec = self.check_arch(arch)
-        layout = chunk_layout(spec, self.cfg.chunk_size)
+        layout = chunk_layout(spec, self.cfg.model.chunk_size)
         if latents.shape[0] != len(layout):
             raise IgpgError(f"{spec} needs {len(layout)} chunk latents, got {latents.shape[0]}")
-        values = torch.empty(len(layout), self.cfg.chunk_size)
+        values = torch.empty(len(layout), self.cfg.model.chunk_size)
         for w in _windows(len(layout)):
             pos, mask = _window_inputs(layout, w)
             values[w] = self.model.decode(latents[w], pos) * mask
-        return unchunk(values, spec, self.cfg.chunk_size, self.cfg.normalisation, side)
+        return unchunk(values, spec, self.cfg.model.chunk_size, self.cfg.model.normalisation, side)
 
     # ---- any state dict (any_state_chunking.py): streamed block by block -------------------------------------
     @torch.no_grad()
@@ -154,7 +188,7 @@ class WeightTokenizer:
         The tokenizer was trained on igpg's MLP / CNN zoo: on other architectures it runs, and
         `reconstruction_error` says how well."""
         schema = state_schema(state)
-        cfg = self.cfg
+        cfg = self.cfg.model
         side = side_tokens(state, schema) if cfg.normalisation == "layer_std" else torch.zeros(0, dtype=torch.int64)
         blocks = iter_blocks(state, schema, cfg.chunk_size, cfg.normalisation,
                              side if cfg.normalisation == "layer_std" else None, WINDOW)
@@ -170,7 +204,7 @@ class WeightTokenizer:
     @torch.no_grad()
     def decode_state(self, codes: StateCodes) -> dict[str, torch.Tensor]:
         """The state dict back from `encode_state`'s codes (names, shapes and dtypes of the original)."""
-        cfg, schema = self.cfg, codes.schema
+        cfg, schema = self.cfg.model, codes.schema
         if codes.indices.shape[0] != schema.num_chunks(cfg.chunk_size):
             raise IgpgError(f"the state needs {schema.num_chunks(cfg.chunk_size)} chunks of codes, "
                             f"got {codes.indices.shape[0]}")
@@ -189,9 +223,9 @@ class WeightTokenizer:
     def codebooks(self) -> torch.Tensor | None:
         """The residual codebooks (Q, V, Dz) of an rvq / vq tokenizer (None for fsq)."""
         qz = self.model.quantizer
-        if self.cfg.quantizer == "rvq":
+        if self.cfg.model.quantizer == "rvq":
             return qz.codebooks.detach()
-        if self.cfg.quantizer == "vq":
+        if self.cfg.model.quantizer == "vq":
             return qz.codebook.detach()[None]
         return None
 
@@ -199,4 +233,4 @@ class WeightTokenizer:
         return self.decode(self.encode(state, arch))
 
     def codes_per_network(self, arch: str | ArchSpec) -> int:
-        return len(chunk_layout(self.check_arch(arch), self.cfg.chunk_size)) * self.cfg.codes_per_chunk
+        return len(chunk_layout(self.check_arch(arch), self.cfg.model.chunk_size)) * self.cfg.model.codes_per_chunk

@@ -51,7 +51,7 @@ def gather_chunks(zoo: Catalogue, rows: list[dict], cfg: TokenizerConfig) -> Chu
     vals, pos, mask, owner = [], [], [], []
     for i, r in enumerate(rows):
         state, _ = load_weights(zoo.root / r["file"])
-        ch = chunk_network(state, r["arch"], cfg.chunk_size, cfg.normalisation)
+        ch = chunk_network(state, r["arch"], cfg.model.chunk_size, cfg.model.normalisation)
         vals.append(ch.values)
         pos.append(ch.layout.position_features())
         mask.append(ch.layout.mask())
@@ -77,11 +77,11 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
     out = Path(out)
     zoo = Catalogue(zoo_dir)
     ctx = distributed.init_from_env(device=device)  # before the model: its quantiser syncs codebooks when distributed
-    torch.manual_seed(cfg.seed)  # the initial weights; a resumed run loads its weights and RNG state instead
+    torch.manual_seed(cfg.train.seed)  # the initial weights; a resumed run loads its weights and RNG state instead
     tok = WeightTokenizer(cfg)
     cfg = tok.cfg
     model = tok.model.to(ctx.device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     step = 0
     if (out / "config.json").exists():
         saved = config_from_dict(read_config(out, KIND))
@@ -99,16 +99,17 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
     ddp = distributed.wrap(model, ctx)
     model.train()
     t0, done_here = time.perf_counter(), 0
-    while step < cfg.steps and (stop_after is None or done_here < stop_after):
+    while step < cfg.train.steps and (stop_after is None or done_here < stop_after):
         # batches come from the global torch RNG, which checkpoints save and restore: a resumed run continues
         # with exactly the batches an uninterrupted one would have drawn
         if ctx.distributed:  # the same global batch on every rank (seeded by step), each rank keeps its share
-            idx = torch.randint(len(data.values), (cfg.batch_size,),
-                                generator=torch.Generator().manual_seed(distributed.step_seed(cfg.seed, step, -1)))
+            seed = distributed.step_seed(cfg.train.seed, step, -1)
+            idx = torch.randint(len(data.values), (cfg.train.batch_size,), generator=torch.Generator().manual_seed(seed))
             idx = idx[distributed.shard_indices(len(idx), ctx)]
-            torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step draws (k-means, re-seeding)
+            # in-step draws (k-means, re-seeding)
+            torch.manual_seed(distributed.step_seed(cfg.train.seed, step, ctx.rank))
         else:
-            idx = torch.randint(len(data.values), (cfg.batch_size,))
+            idx = torch.randint(len(data.values), (cfg.train.batch_size,))
         batch = distributed.to_device((data.values[idx], data.pos[idx], data.mask[idx]), ctx.device)
         _, codes, losses = ddp(*batch)
         opt.zero_grad(set_to_none=True)
@@ -116,8 +117,8 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
         opt.step()
         step += 1
         done_here += 1
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            usage = codes.unique().numel() / cfg.vocab_size
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            usage = codes.unique().numel() / cfg.model.vocab_size
             mean = lambda v: distributed.mean_over_ranks(v, ctx)  # noqa: E731 (the value itself on one process)
             rec = {"step": step, "loss": mean(losses["loss"].item()), "recon": mean(losses["recon"].item()),
                    "aux": mean(losses["aux"].item()), "code_usage_batch": mean(usage),
@@ -125,10 +126,10 @@ def train_tokenizer(zoo_dir: str | Path, cfg: TokenizerConfig, out: str | Path,
             if ctx.is_main:
                 metrics.write(rec)
         if progress:
-            progress("tokenizer steps", step, cfg.steps, loss=losses["loss"].item())
-        if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            progress("tokenizer steps", step, cfg.train.steps, loss=losses["loss"].item())
+        if ctx.is_main and (step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step)
-    if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
+    if ctx.is_main and step % cfg.train.checkpoint_every and step != cfg.train.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step)
     if ctx.is_main:
         metrics.close()
