@@ -159,7 +159,8 @@ def test_zoo_config_mappings(raw):
 def test_training_config_mappings(parse, raw):
     cfg = one_line_or_valid(parse, raw)
     if cfg is not None:
-        assert cfg.steps >= 1 and cfg.batch_size >= 1
+        train = cfg.train if parse is generator_config else cfg  # the generator's schedule is its train section
+        assert train.steps >= 1 and train.batch_size >= 1
 
 
 @pytest.fixture(scope="module")
