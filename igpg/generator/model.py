@@ -25,6 +25,7 @@ from torch import nn
 from x_transformers import Decoder
 
 from igpg.arch import ACTIVATIONS
+from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
 from igpg.generator.config import GeneratorConfig
 from igpg.text import TEXT_DIM
@@ -60,6 +61,9 @@ def class_slot(dataset: str, cls: int, slots: int) -> int:
 class WeightGenerator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
+        if cfg.codes is None:
+            raise IgpgError("generator config: no code format ('codes'); it is read from the tokenizer when training "
+                            "starts")
         self.cfg = cfg
         d, e, v, q = cfg.model.dim, cfg.model.slot_dim, cfg.codes.vocab, cfg.codes.codes_per_chunk
         # conditions
