@@ -153,6 +153,16 @@ def test_generator_config_refuses_bad_values(kw, message):
         tiny_gen_config(kw)
 
 
+def test_fields_are_read_by_section_and_a_recipe_has_no_code_format():
+    cfg = tiny_gen_config(codes=False)
+    assert (cfg.model.dim, cfg.train.steps, cfg.codes) == (32, 8, None)
+    assert not hasattr(cfg, "dim")  # no flat reads: each field is read through its section
+    with pytest.raises(IgpgError, match="unknown key 'steps'; allowed: codes, model, train"):
+        cfg.replace(steps=2)  # nor flat writes: override({"train.steps": 2})
+    with pytest.raises(IgpgError, match=r"^generator config: no code format \('codes'\); it is read from the tokenizer"):
+        WeightGenerator(cfg)
+
+
 # the options removed on 2026-12-02 (eval/results/generator-ablation.md), at the values every config.json released
 # before then holds them
 OLD_NEUTRAL = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False, "task_keys": False,
