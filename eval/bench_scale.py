@@ -116,9 +116,9 @@ def child_generate(args) -> dict:
     spec = gen.check_request(INSTRUCTION, "digits", classes, arch).spec
     from igpg.generator.rows import row_layout
 
-    lay = row_layout(str(spec), gen.cfg.chunk_size, gen.cfg.codes_per_chunk)
+    lay = row_layout(str(spec), gen.cfg.codes.chunk_size, gen.cfg.codes.codes_per_chunk)
     return {"arch": arch, "params": n, "rows": len(lay), "codes": lay.num_codes,
-            "windowed": 1 + 10 + (spec.depth + 1) + len(lay) > gen.cfg.max_seq_len,  # prefix: instruction, labels, layers
+            "windowed": 1 + 10 + (spec.depth + 1) + len(lay) > gen.cfg.model.max_seq_len,  # prefix: instruction, labels, layers
             "runs": runs}
 
 
@@ -148,7 +148,7 @@ def child_quality(args) -> dict:
     t0 = time.perf_counter()
     net = gen.generate(INSTRUCTION, dataset=dataset, classes=classes, arch=arch, samples=1, seed=0)
     gen_seconds = time.perf_counter() - t0
-    x, _ = support_set(task, gen.cfg.k_support, seed=0)
+    x, _ = support_set(task, gen.cfg.model.k_support, seed=0)
     spec = net.spec
     base = gen.bank.base(arch, dataset, classes, calibrate=x)
     t0 = time.perf_counter()

@@ -38,7 +38,7 @@ def main() -> None:
     cat = f"held-out dataset:{args.dataset}"
     rep = evaluate_generator(gen, args.zoo, limit=args.limit, categories=[cat])
     md = report_markdown(rep)
-    md += (f"\nHeld out by the generator's checkpoint (`exclude_datasets: {list(gen.model.cfg.exclude_datasets)}`: it "
+    md += (f"\nHeld out by the generator's checkpoint (`exclude_datasets: {list(gen.model.cfg.train.exclude_datasets)}`: it "
            f"never trained on a {args.dataset} network), not by catalogue flags: every {args.dataset} network counts. "
            "Retrieved and zoo mean draw only from what the generator trained on, so they have nothing here. In the "
            "default zoo every dataset has its own input size (digits 8x8, mnist 28x28, mnist1d 40), so a dataset "

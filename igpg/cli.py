@@ -447,7 +447,8 @@ def info_cmd(model: ModelOpt = None, tokenizer: TokenizerOpt = None) -> None:
 
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device="cpu")
     out.print(f"generator {gen.name}: {sum(p.numel() for p in gen.model.parameters()):,} parameters, tokenizer "
-              f"{gen.cfg.tokenizer} ({gen.cfg.codes_per_chunk} codes per chunk of {gen.cfg.chunk_size} weights)")
+              f"{gen.cfg.codes.tokenizer} ({gen.cfg.codes.codes_per_chunk} codes per chunk of {gen.cfg.codes.chunk_size} "
+              "weights)")
     lines = describe(gen.trained_on())
     if not lines:
         out.print("trained architectures: none recorded (this generator has no generic networks)")

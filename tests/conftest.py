@@ -52,20 +52,20 @@ def tiny_zoo(tmp_path_factory):
 
 
 TINY_TOK = ROOT / "configs" / "tokenizer" / "tiny.yaml"
-# a tiny generator (flat keys, each read into its section) without the options the tiny zoo cannot feed (no probe
-# networks, no lineage): the values that differ from the released defaults are set
-TINY_GEN = dict(dim=32, depth=2, heads=2, slot_dim=16, row_keys=0, base_rows=False, compositional=False,
-                steps=8, batch_size=4, log_every=2, checkpoint_every=4, warmup=2, lr=6e-4, instr_dropout=0.1,
-                head_loss_weight=1.0, probe_targets=False, sibling_bases=0.0,
-                vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)
-_CODES = ("vocab", "codes_per_chunk", "chunk_size", "side_tokens")
+# a tiny generator, by section, without the options the tiny zoo cannot feed (no probe networks, no lineage): the
+# values that differ from the released defaults are set
+TINY_GEN = {"model": dict(dim=32, depth=2, heads=2, slot_dim=16, row_keys=0, base_rows=False, compositional=False),
+            "train": dict(steps=8, batch_size=4, log_every=2, checkpoint_every=4, warmup=2, lr=6e-4,
+                          instr_dropout=0.1, head_loss_weight=1.0, probe_targets=False, sibling_bases=0.0),
+            "codes": dict(vocab=64, codes_per_chunk=2, chunk_size=8, side_tokens=True)}
 
 
-def tiny_gen_config(codes: bool = True, **kw):
-    """A `GeneratorConfig` of TINY_GEN with `kw` changed; without `codes`, a recipe (the tokenizer decides them)."""
+def tiny_gen_config(changes: dict | None = None, codes: bool = True):
+    """A `GeneratorConfig` of TINY_GEN with dotted `changes` ({"model.row_keys": 64}); without `codes`, a recipe (the
+    tokenizer decides the code format)."""
     from igpg.generator import GeneratorConfig
 
-    return GeneratorConfig().replace(**{k: v for k, v in {**TINY_GEN, **kw}.items() if codes or k not in _CODES})
+    return GeneratorConfig.parse({k: v for k, v in TINY_GEN.items() if codes or k != "codes"}).override(changes or {})
 
 
 @pytest.fixture(scope="session")

@@ -374,7 +374,7 @@ def test_generate_batch_splits_a_batch_to_fit_the_memory_budget():
     calls: list[int] = []
     decode = gen._decode
     gen._decode = lambda reqs, *a: calls.append(len(reqs)) or decode(reqs, *a)  # a spy: the real decode runs
-    one = request_cost(ArchSpec.parse(SMALL), gen.cfg.chunk_size, gen.cfg.codes_per_chunk).memory
+    one = request_cost(ArchSpec.parse(SMALL), gen.cfg.codes.chunk_size, gen.cfg.codes.codes_per_chunk).memory
     gen.budget = Budget(max_memory=FIXED + 2 * (one - FIXED))  # room for two networks at a time
     nets = gen.generate_batch([request(seed=s) for s in range(3)])
     assert calls == [2, 1] and len(nets) == 3 and all(isinstance(n, torch.nn.Module) for n in nets)

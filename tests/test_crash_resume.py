@@ -363,6 +363,8 @@ def check_checkpoint_after_kill(out: Path, load, ref: dict[int, dict], ref_metri
 
 def kill_training_chain(args: list, out: Path, load, ref: dict[int, dict], ref_metrics: list[dict], cfg,
                         rnd: random.Random, kills: int, mid_save: set[int], last_after_training: bool) -> str:
+    """Kill `igpg ARGS` `kills` times, then let it finish; `cfg` holds the schedule (steps, log_every,
+    checkpoint_every): the tokenizer's config, or the generator's `train` section."""
     kept: list[tuple[int, list[str]]] = []
     last, caught = 0, []
     for k in range(kills):
@@ -468,7 +470,7 @@ def test_generator_training_killed_five_times_resumes_exactly(tiny_zoo, tiny_pip
 
     out = tmp_path / "runs" / "gen"
     kill_training_chain(["train", "generator", "--zoo", tiny_zoo, "--tokenizer", d / "tok", "--config", cfg_path,
-                         "--out", out], out, load, ref, ref_metrics, cfg, random.Random(f"{SEED}-generator"),
+                         "--out", out], out, load, ref, ref_metrics, cfg.train, random.Random(f"{SEED}-generator"),
                         kills=5, mid_save={1, 3}, last_after_training=False)
 
 

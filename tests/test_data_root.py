@@ -91,7 +91,7 @@ def test_generate_reports_candidates_and_rows(gen):
     seen = []
     gen.generate("Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch="mlp:64-16-3", samples=3,
                  progress=lambda phase, done, total: seen.append((phase, done, total)))
-    rows = len(row_layout("mlp:64-16-3", gen.cfg.chunk_size, gen.cfg.codes_per_chunk))
+    rows = len(row_layout("mlp:64-16-3", gen.cfg.codes.chunk_size, gen.cfg.codes.codes_per_chunk))
     assert [s for s in seen if s[0] == "candidates"] == [("candidates", 0, 3), ("candidates", 1, 3),
                                                           ("candidates", 3, 3)]
     row_updates = [s for s in seen if s[0] == "rows"]

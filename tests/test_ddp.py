@@ -110,7 +110,7 @@ def test_ddp_run_trains_loads_and_rank0_alone_writes(ddp_run, ddp_setup):
     assert lines[-1]["code_loss"] < lines[0]["code_loss"] - 0.05, lines
     assert saved_step(ddp_run) == STEPS
     gen = ParameterGenerator.from_pretrained(ddp_run, tokenizer=tok)  # config + strict weights
-    assert gen.cfg.steps == STEPS
+    assert gen.cfg.train.steps == STEPS
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []  # no temporary directory left
 
 

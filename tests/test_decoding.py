@@ -23,15 +23,15 @@ def test_mean_decoding_of_no_level_equals_index_decoding(tiny_pipeline):
     gen = ParameterGenerator.from_pretrained(d / "gen", tokenizer=d / "tok")
     task, arch, prof, instr = _request()
     books = gen.tokenizer.codebooks()
-    q = gen.cfg.codes_per_chunk
-    assert books.shape[:2] == (q, gen.cfg.vocab)
+    q = gen.cfg.codes.codes_per_chunk
+    assert books.shape[:2] == (q, gen.cfg.codes.vocab)
     dec = sample_codes(gen.model, [task], arch, [prof], instr, SamplingConfig(temperature=0))
     codes, side = dec.codes, dec.side
     assert dec.latents is None and dec.logits is None
     dec2 = sample_codes(gen.model, [task], arch, [prof], instr, SamplingConfig(mean_from=q), codebooks=books,
                         return_logits=True)  # latents and the logits trace together
     codes2, side2, lat = dec2.codes, dec2.side, dec2.latents
-    assert len(dec2.logits) == len(row_layout(arch, gen.cfg.chunk_size, q))  # no level averaged: the picked codes' vectors
+    assert len(dec2.logits) == len(row_layout(arch, gen.cfg.codes.chunk_size, q))  # no level averaged: the picked codes' vectors
     assert torch.equal(codes, codes2) and torch.equal(side, side2)
     a = gen.tokenizer.decode(Codes(arch, codes[0], side[0]))
     b = gen.tokenizer.decode_latents(lat[0], arch, side[0])

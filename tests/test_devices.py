@@ -55,7 +55,7 @@ def test_generate_on_device_matches_the_cpu_greedy_decode(kind, tiny_pipeline):
 @pytest.mark.parametrize("kind", DEVICES)
 def test_single_process_training_runs_on_the_device_given(kind, tiny_pipeline, tiny_zoo, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = gcfg.replace(steps=2, log_every=1, checkpoint_every=2)
+    cfg = gcfg.override({"train.steps": 2, "train.log_every": 1, "train.checkpoint_every": 2})
     model = train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g", device=kind)
     assert {p.device.type for p in model.parameters()} == {kind}
-    assert ParameterGenerator.from_pretrained(tmp_path / "g", device="cpu").cfg.steps == 2  # saved, loadable anywhere
+    assert ParameterGenerator.from_pretrained(tmp_path / "g", device="cpu").cfg.train.steps == 2  # saved, loadable anywhere

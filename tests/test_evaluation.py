@@ -89,7 +89,7 @@ def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_
 
     d, gcfg = tiny_pipeline
     gen = ParameterGenerator.from_pretrained(d / "gen")
-    assert gen.model.cfg.exclude_datasets == ()
+    assert gen.model.cfg.train.exclude_datasets == ()
     with pytest.raises(IgpgError, match="refusing to report 'held-out dataset:digits'"):  # it trained on digits
         evaluate_generator(gen, tiny_zoo, limit=2, seeds=(0,), categories=["held-out dataset:digits"])
     with pytest.raises(IgpgError, match="unknown category"):
@@ -97,10 +97,10 @@ def test_leave_one_dataset_out_is_checked_against_the_generator_checkpoint(tiny_
     # training leaves the dataset out (here the zoo's only one: nothing is left to train on) or names a bad one
     for excluded, match in ((("digits",), "no training networks"), (("mnist",), "not a dataset of zoo")):
         with pytest.raises(IgpgError, match=match):
-            load_examples(tiny_zoo, d / "tok" / "codes", gcfg.replace(exclude_datasets=excluded))
+            load_examples(tiny_zoo, d / "tok" / "codes", gcfg.override({"train.exclude_datasets": excluded}))
     # a generator whose checkpoint records the dataset as left out is evaluated on every network of it, and the
     # retrieved and zoo-mean baselines, which may only use what it trained on, have nothing to draw from
-    gen.model.cfg = gen.model.cfg.replace(exclude_datasets=("digits",))
+    gen.model.cfg = gen.model.cfg.override({"train.exclude_datasets": ("digits",)})
     rep = evaluate_generator(gen, tiny_zoo, limit=3, seeds=(0,), categories=["held-out dataset:digits"])
     cat = rep["categories"]["held-out dataset:digits"]
     assert cat["n"] == 3 and 0.0 <= cat["generated_acc"] <= 1.0

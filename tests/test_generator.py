@@ -24,9 +24,9 @@ from igpg.transform import transform_state
 from conftest import ROOT, TINY_GEN, tiny_gen_config
 
 
-def tiny_model(**kw) -> WeightGenerator:
+def tiny_model(changes: dict | None = None) -> WeightGenerator:
     torch.manual_seed(0)
-    return WeightGenerator(tiny_gen_config(**kw)).eval()
+    return WeightGenerator(tiny_gen_config(changes)).eval()
 
 
 def conditions(task: Task, k: int = 3):
@@ -36,12 +36,12 @@ def conditions(task: Task, k: int = 3):
     return prof, instr
 
 
-@pytest.mark.parametrize("kw", [{}, {"row_keys": 64}, {"row_keys": 64, "base_rows": True},
-                                {"row_keys": 64, "base_rows": True, "compositional": True}],
+@pytest.mark.parametrize("kw", [{}, {"model.row_keys": 64}, {"model.row_keys": 64, "model.base_rows": True},
+                                {"model.row_keys": 64, "model.base_rows": True, "model.compositional": True}],
                          ids=["chain", "keys", "keys+base", "compositional"])
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3", "mlp:64-8-8-8-3"])
 def test_kv_cache_logits_equal_no_cache_and_full_forward(arch, kw):
-    model = tiny_model(**kw)
+    model = tiny_model(kw)
     if model.row_key_emb is not None:
         torch.nn.init.normal_(model.row_key_emb.weight)  # zero at init: make the keys count
     task = Task.from_classes("digits", [[3, 4], 5, 8])  # a grouped label
@@ -82,7 +82,7 @@ def test_row_keys_address_shared_hidden_rows_and_classes():
     their label's class (a group: all its classes), wherever the label sits."""
     from igpg.generator.data import KEY_HASHES, row_keys
 
-    cfg = tiny_gen_config(row_keys=4096)
+    cfg = tiny_gen_config({"model.row_keys": 4096})
     a = row_keys([Task.from_classes("digits", [3, 5, 8])], ["mlp:64-16-3"], cfg, 19)[0]
     b = row_keys([Task.from_classes("digits", [8, 1, 3, 0])], ["mlp:64-16-4"], cfg, 20)[0]
     g = row_keys([Task.from_classes("digits", [[3, 5], 8])], ["mlp:64-16-2"], cfg, 18)[0]
@@ -101,19 +101,19 @@ def test_compositional_keys_are_shared_across_widths_and_depths_and_features_see
     shares them; the activation, relative index and distance to the output reach the row positions."""
     from igpg.generator.data import KEY_HASHES, row_batch, row_keys
 
-    cfg = tiny_gen_config(row_keys=4096, compositional=True)
+    cfg = tiny_gen_config({"model.row_keys": 4096, "model.compositional": True})
     task = [Task.from_classes("digits", [3, 5, 8])]
     a = row_keys(task, ["mlp:64-16-3"], cfg, 19)[0]
     b = row_keys(task, ["mlp:64-32-32-3"], cfg, 67)[0]
     assert torch.equal(a[:16], b[:16])  # neuron j of layer 0, whatever the width or depth
     assert torch.equal(a[16:19], b[64:67])  # the classes' keys, whatever the architecture
     assert not torch.equal(b[32:48], b[:16])  # layer 1 has keys of its own
-    plain = row_keys(task, ["mlp:64-32-32-3"], tiny_gen_config(row_keys=4096), 67)[0]
+    plain = row_keys(task, ["mlp:64-32-32-3"], tiny_gen_config({"model.row_keys": 4096}), 67)[0]
     assert not torch.equal(plain[:16, :KEY_HASHES], b[:16, :KEY_HASHES])  # the per-architecture keys differ
     rows, _, _ = row_batch(["mlp:64-8-8-3:act=tanh"], cfg, task)
     assert rows["activation"][0].unique().tolist() == [1]  # tanh
     assert rows["layers_to_out"][0].tolist() == [2] * 8 + [1] * 8 + [0] * 3
-    model = tiny_model(row_keys=64, compositional=True)
+    model = tiny_model({"model.row_keys": 64, "model.compositional": True})
     torch.nn.init.normal_(model.comp_feat.weight)
     relu, tanh = (model.row_position(row_batch([a], model.cfg, task)[0]) for a in ("mlp:64-8-3", "mlp:64-8-3:act=tanh"))
     assert float((relu - tanh).abs().max()) > 1e-3
@@ -133,7 +133,7 @@ def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_trainin
     sib = bank.siblings("mlp:64-16-3", "digits")
     assert [k for k, _ in sib] == ["mlp:64-12-10@digits"] and sib[0][1].steps == ("widen layer 0 12->16",)
     tok = WeightTokenizer.load(d / "tok")
-    cfg = tiny_gen_config(base_rows=True, sibling_bases=1.0)
+    cfg = tiny_gen_config({"model.base_rows": True, "train.sibling_bases": 1.0})
     examples = load_examples(tiny_zoo, d / "tok" / "codes", cfg, tokenizer=tok, bank=bank)
     task_ex = [e for e in examples if e.arch == "mlp:64-16-3" and len(e.siblings) == 1]
     assert task_ex and all(not e.siblings for e in examples if e.task.num_labels == 10)  # generic networks: none
@@ -145,12 +145,22 @@ def test_sibling_bases_are_other_architectures_carried_over_and_drawn_in_trainin
     assert torch.equal(plain["base"][0, : task_ex[0].base[0].shape[0], : task_ex[0].base[0].shape[1]], task_ex[0].base[0])
 
 
-@pytest.mark.parametrize("kw, message", [({"sibling_bases": 2.0}, "sibling_bases must be between 0 and 1"),
-                                         ({"instr_dropout": 1.5}, "instr_dropout must be between 0 and 1"),
-                                         ({"base_dropout": -0.1}, "base_dropout must be between 0 and 1")])
+@pytest.mark.parametrize("kw, message", [({"train.sibling_bases": 2.0}, "sibling_bases must be between 0 and 1"),
+                                         ({"train.instr_dropout": 1.5}, "instr_dropout must be between 0 and 1"),
+                                         ({"train.base_dropout": -0.1}, "base_dropout must be between 0 and 1")])
 def test_generator_config_refuses_bad_values(kw, message):
     with pytest.raises(IgpgError, match=message):
-        tiny_gen_config(**kw)
+        tiny_gen_config(kw)
+
+
+def test_fields_are_read_by_section_and_a_recipe_has_no_code_format():
+    cfg = tiny_gen_config(codes=False)
+    assert (cfg.model.dim, cfg.train.steps, cfg.codes) == (32, 8, None)
+    assert not hasattr(cfg, "dim")  # no flat reads: each field is read through its section
+    with pytest.raises(IgpgError, match="unknown key 'steps'; allowed: codes, model, train"):
+        cfg.replace(steps=2)  # nor flat writes: override({"train.steps": 2})
+    with pytest.raises(IgpgError, match=r"^generator config: no code format \('codes'\); it is read from the tokenizer"):
+        WeightGenerator(cfg)
 
 
 # the options removed on 2026-12-02 (eval/results/generator-ablation.md), at the values every config.json released
@@ -167,14 +177,14 @@ def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
 
     raw = read_config(DEFAULT_MODEL, KIND)
     released = config_from_dict(raw)
-    assert released.base_rows and released.row_keys == 8192 and released.compositional
+    assert released.model.base_rows and released.model.row_keys == 8192 and released.model.compositional
     assert not set(OLD_NEUTRAL) & set(raw)  # the release no longer writes them
     assert config_from_dict({**raw, **OLD_NEUTRAL}) == released
     # the defaults are the released model and recipe; its code format came from its tokenizer
     from igpg.generator import GeneratorConfig, ModelConfig, TrainConfig
 
     assert released.model == ModelConfig() and released.train == TrainConfig()
-    assert (released.vocab, released.codes_per_chunk, released.tokenizer) == (1024, 5, "rvq5")
+    assert (released.codes.vocab, released.codes.codes_per_chunk, released.codes.tokenizer) == (1024, 5, "rvq5")
     # written anew in sections, it reads back the same; the recipe default.yaml is the release minus the tokenizer
     assert set(released.to_dict()) == {"model", "train", "codes"} and config_from_dict(released.to_dict()) == released
     from igpg.generator.model_dir import load_generator_config
@@ -188,8 +198,9 @@ def test_a_variant_is_an_override_of_the_recipe():
 
     recipe = ROOT / "configs" / "generator" / "default.yaml"
     cfg = load_generator_config(recipe, ["train.lr=3e-4", "model.dim=256", "train.exclude_datasets=[mnist]"])
-    assert (cfg.train.lr, cfg.model.dim, cfg.exclude_datasets) == (3e-4, 256, ("mnist",))
-    assert cfg.replace(lr=8e-4, dim=192, exclude_datasets=()) == load_generator_config(recipe)
+    assert (cfg.train.lr, cfg.model.dim, cfg.train.exclude_datasets) == (3e-4, 256, ("mnist",))
+    back = {"train.lr": 8e-4, "model.dim": 192, "train.exclude_datasets": ()}
+    assert cfg.override(back) == load_generator_config(recipe)
     for bad, message in [("train.lrr=1", "unknown key 'train.lrr'; allowed: "), ("trian.lr=1", "unknown key 'trian'"),
                          ("model.dim=big", "model.dim must be int, got 'big'"), ("lr", "expected KEY=VALUE"),
                          ("codes.vocab=8", "'codes' is read from the tokenizer")]:
@@ -204,11 +215,12 @@ def test_a_removed_option_set_on_is_refused_in_one_line(key, value):
 
     with pytest.raises(IgpgError, match=f"^generator config: option '{key}' was removed; an old config may hold it "
                                         r"only at its neutral value .+, got .+$"):
-        config_from_dict({**TINY_GEN, **OLD_NEUTRAL, key: value})
+        flat = {k: v for section in TINY_GEN.values() for k, v in section.items()}  # as config.json was before 2026-12
+        config_from_dict({**flat, **OLD_NEUTRAL, key: value})
 
 
 def test_windowed_decoding_emits_every_code():
-    model = tiny_model(max_seq_len=12)  # far shorter than the network: decoded in windows
+    model = tiny_model({"model.max_seq_len": 12})  # far shorter than the network: decoded in windows
     task = Task.from_classes("digits", [3, 5, 8])
     prof, instr = conditions(task)
     codes = sample_codes(model, [task], "mlp:64-16-3", prof, instr, SamplingConfig(temperature=0.0)).codes
@@ -285,10 +297,10 @@ def test_generate_bad_input(tiny_pipeline, kwargs, message):
 def test_unsupported_architecture_names_the_range(tiny_pipeline):
     d, _ = tiny_pipeline
     gen = ParameterGenerator.from_pretrained(d / "gen", tokenizer=d / "tok")
-    gen.cfg = gen.cfg.replace(families=("mlp",))
+    gen.cfg = gen.cfg.override({"model.families": ("mlp",)})
     with pytest.raises(IgpgError, match="supports families mlp"):
         gen.generate("x", dataset="digits", classes=[3, 5], arch="cnn:1x8x8-4-2")
-    gen.cfg = gen.cfg.replace(families=("mlp", "cnn"), max_chunks_per_row=4)
+    gen.cfg = gen.cfg.override({"model.families": ("mlp", "cnn"), "model.max_chunks_per_row": 4})
     with pytest.raises(IgpgError, match="fan-in up to 31"):
         gen.generate("x", dataset="digits", classes=[3, 5], arch="mlp:64-16-2")
 
@@ -298,11 +310,11 @@ def test_extending_steps_resumes_other_changes_refused(tiny_zoo, tiny_pipeline, 
 
     d, gcfg = tiny_pipeline
     shutil.copytree(d / "gen", tmp_path / "g")
-    train_generator(tiny_zoo, d / "tok", gcfg.replace(steps=10), tmp_path / "g")
+    train_generator(tiny_zoo, d / "tok", gcfg.override({"train.steps": 10}), tmp_path / "g")
     steps = [json.loads(x)["step"] for x in (tmp_path / "g" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [2, 4, 6, 8, 10]
     with pytest.raises(IgpgError, match="another config"):
-        train_generator(tiny_zoo, d / "tok", gcfg.replace(steps=12, lr=0.1), tmp_path / "g")
+        train_generator(tiny_zoo, d / "tok", gcfg.override({"train.steps": 12, "train.lr": 0.1}), tmp_path / "g")
 
 
 # ---- base rows (generator/base_rows.py) ---------------------------------------------------------------------------
@@ -318,7 +330,7 @@ def fake_base(arch: str, seed: int = 0):
 
 @pytest.mark.parametrize("arch", ["mlp:64-16-3", "cnn:1x8x8-4-8-3"])
 def test_kv_cache_parity_with_base_rows(arch):
-    model = tiny_model(row_keys=64, base_rows=True)
+    model = tiny_model({"model.row_keys": 64, "model.base_rows": True})
     with torch.no_grad():
         model.base_code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -339,7 +351,7 @@ def test_kv_cache_parity_with_base_rows(arch):
 def test_every_row_sees_its_own_base_row():
     """Changing the base codes of one row moves that row's logits (and, through attention, others'); with no base
     at all the logits differ from those with one."""
-    model = tiny_model(base_rows=True)
+    model = tiny_model({"model.base_rows": True})
     with torch.no_grad():
         model.base_code_emb.normal_(0, 1.0)
     task = Task.from_classes("digits", [3, 5, 8])
@@ -399,7 +411,7 @@ def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):
 
 def test_base_rows_generator_trains_ships_its_bases_and_generates(tiny_zoo, tiny_pipeline, tmp_path):
     d, gcfg = tiny_pipeline
-    cfg = gcfg.replace(row_keys=64, base_rows=True, steps=4)
+    cfg = gcfg.override({"model.row_keys": 64, "model.base_rows": True, "train.steps": 4})
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     assert len(gen.bank) == 1
@@ -417,7 +429,7 @@ def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny
     support samples, and says so; without the base candidate it returns the decoded network; either way the
     returned network's state_dict is exactly its architecture's."""
     d, gcfg = tiny_pipeline
-    train_generator(tiny_zoo, d / "tok", gcfg.replace(base_rows=True, steps=2), tmp_path / "g")
+    train_generator(tiny_zoo, d / "tok", gcfg.override({"model.base_rows": True, "train.steps": 2}), tmp_path / "g")
     gen = ParameterGenerator.from_pretrained(tmp_path / "g", tokenizer=d / "tok")
     ask = dict(instruction="Classify 3, 5 and 8", dataset="digits", classes=[3, 5, 8], arch="mlp:64-24-3", seed=1)
     net = gen.generate(**ask)
@@ -434,7 +446,7 @@ def test_the_base_competes_with_the_decoded_networks_on_the_support_samples(tiny
 def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decoding(tiny_zoo, tiny_pipeline, tmp_path,
                                                                                     cli):
     d, gcfg = tiny_pipeline
-    cfg = gcfg.replace(base_rows=True, steps=2)
+    cfg = gcfg.override({"model.base_rows": True, "train.steps": 2})
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")  # copies the tokenizer into g/tokenizer
     res = cli("info", "--model", tmp_path / "g")
     assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
@@ -470,14 +482,14 @@ def test_probe_targets_train_on_the_probe_twins(tiny_zoo, tiny_pipeline, tmp_pat
               {"net_id": "q", "role": "probe", "task_id": "t1", "arch": "a", "seed": 1}]  # another seed: not a twin
     assert [r["net_id"] for r in select_probes(rows, probes, "z")] == ["a", "p", "c"]
     d, _ = tiny_pipeline
-    gcfg = ParameterGenerator.from_pretrained(d / "gen").cfg.replace(probe_targets=True)
+    gcfg = ParameterGenerator.from_pretrained(d / "gen").cfg.override({"train.probe_targets": True})
     with pytest.raises(IgpgError, match="has no probe networks of training tasks; build it with `probes: grouped`"):
         load_examples(tiny_zoo, d / "tok" / "codes", gcfg)
     zoo = tmp_path / "zoo"
     shutil.copytree(tiny_zoo, zoo)
     build_zoo(parse_zoo_config({**yaml.safe_load(TINY.read_text()), "probes": "grouped"}), zoo)
     extract_codes(WeightTokenizer.load(d / "tok"), Catalogue(zoo), tmp_path / "codes")
-    plain = load_examples(zoo, tmp_path / "codes", gcfg.replace(probe_targets=False))
+    plain = load_examples(zoo, tmp_path / "codes", gcfg.override({"train.probe_targets": False}))
     probed = load_examples(zoo, tmp_path / "codes", gcfg)
     cat = Catalogue(zoo)
     role = {r["net_id"]: r["role"] for r in cat.rows()}
@@ -506,27 +518,28 @@ def test_head_loss_weight_keeps_every_output_chunk_and_weights_it(tiny_zoo, tiny
     torch.manual_seed(0)
     plain = WeightGenerator(cfg).eval()
 
-    def model(**kw):
-        m = WeightGenerator(cfg.replace(**kw))
+    def model(changes):
+        m = WeightGenerator(cfg.override(changes))
         m.load_state_dict(plain.state_dict())
         return m.eval()
 
     with torch.no_grad():
         base = plain(batch)["code_loss"]
         # equal weights: the same mean over every chunk; a huge weight: the mean over the output rows' chunks alone
-        torch.testing.assert_close(model(head_loss_weight=1.0 + 1e-6)(batch)["code_loss"], base)
-        head_only = model(head_loss_weight=1e9)(batch)["code_loss"]
+        torch.testing.assert_close(model({"train.head_loss_weight": 1.0 + 1e-6})(batch)["code_loss"], base)
+        head_only = model({"train.head_loss_weight": 1e9})(batch)["code_loss"]
         assert not torch.isclose(head_only, base)
-        train = model(head_loss_weight=4.0, loss_chunks=1).train()  # no room for hidden chunks: the heads still in
-        assert train(batch)["codes"] == head_chunks * cfg.codes_per_chunk
+        # no room for hidden chunks: the heads still in
+        train = model({"train.head_loss_weight": 4.0, "train.loss_chunks": 1}).train()
+        assert train(batch)["codes"] == head_chunks * cfg.codes.codes_per_chunk
     with pytest.raises(IgpgError, match="head_loss_weight must be more than 0"):
-        cfg.replace(head_loss_weight=0.0)
+        cfg.override({"train.head_loss_weight": 0.0})
 
 
 def test_row_bags_sum_only_the_chunks_that_exist():
     """The embedding-bag row summary equals the dense formula (mean over present chunks of summed level embeddings
     plus the chunk position), whatever the padding; a row with no chunk gets the projection of zero."""
-    model = tiny_model(base_rows=True)
+    model = tiny_model({"model.base_rows": True})
     gen = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 64, (3, 5, 7, 2), generator=gen)
     lens = torch.tensor([[7, 1, 3, 0, 2], [5, 5, 5, 5, 5], [1, 0, 0, 7, 6]])

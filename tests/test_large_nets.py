@@ -119,7 +119,7 @@ def test_windowed_tokenizer_passes_equal_one_pass(monkeypatch):
 def test_sampler_keeps_only_its_window_of_rows(monkeypatch):
     from test_generator import conditions, tiny_model
 
-    model = tiny_model(max_seq_len=12)
+    model = tiny_model({"model.max_seq_len": 12})
     task = Task.from_classes("digits", [3, 5, 8])
     prof, instr = conditions(task)
     held = []

@@ -61,16 +61,16 @@ def test_a_directory_without_tokenizer_says_what_to_pass(tiny_pipeline, tmp_path
         shutil.copy(d / "gen" / name, bare / name)
     with pytest.raises(IgpgError, match="holds no tokenizer.*--tokenizer"):
         ParameterGenerator.from_pretrained(bare)
-    assert ParameterGenerator.from_pretrained(bare, tokenizer=d / "tok").cfg.vocab > 0
+    assert ParameterGenerator.from_pretrained(bare, tokenizer=d / "tok").cfg.codes.vocab > 0
 
 
 def test_default_release_carries_its_tokenizer_and_bases():
     gen = ParameterGenerator.from_pretrained()
     inside = DEFAULT_MODEL / "tokenizer"
-    released = ROOT / "tokenizers" / gen.cfg.tokenizer  # the released tokenizers keep their folder
+    released = ROOT / "tokenizers" / gen.cfg.codes.tokenizer  # the released tokenizers keep their folder
     for name in ("config.json", "model.safetensors"):
         assert (inside / name).read_bytes() == (released / name).read_bytes(), name
-    assert len(gen.bank) > 0 and gen.cfg.base_rows
+    assert len(gen.bank) > 0 and gen.cfg.model.base_rows
     assert not (ROOT / "tokenizers" / "__init__.py").exists()  # never a package: it would shadow HF tokenizers
     size = sum(p.stat().st_size for d in (DEFAULT_MODEL, ROOT / "tokenizers") for p in d.rglob("*") if p.is_file())
     assert size < 30 * 2**20
@@ -97,7 +97,7 @@ def test_release_script_writes_a_self_contained_release(tiny_pipeline, tmp_path)
     size = release(d / "tok", d / "gen", "mine", "tok-mine", root=tmp_path)
     assert 0 < size < 30 * 2**20
     gen = ParameterGenerator.from_pretrained(tmp_path / "igpg" / "pretrained" / "mine")
-    assert gen.cfg.tokenizer == "tok-mine" and (tmp_path / "tokenizers" / "tok-mine" / "model.safetensors").is_file()
+    assert gen.cfg.codes.tokenizer == "tok-mine" and (tmp_path / "tokenizers" / "tok-mine" / "model.safetensors").is_file()
     assert not (tmp_path / "igpg" / "pretrained" / "mine" / "training_state").exists()
 
 

@@ -25,7 +25,7 @@ def test_generator_training_bar_shows_loss_and_rate(tiny_pipeline, tiny_zoo, tmp
     d, gcfg = tiny_pipeline
     buf = io.StringIO()
     with _Bars(Console(file=buf, force_terminal=True, width=200)) as bars:
-        train_generator(tiny_zoo, d / "tok", gcfg.replace(steps=4), tmp_path / "g", progress=bars)
+        train_generator(tiny_zoo, d / "tok", gcfg.override({"train.steps": 4}), tmp_path / "g", progress=bars)
     last = [line for line in re.split(r"[\r\n]", buf.getvalue()) if "generator steps" in line][-1]  # final frame
     loss = json.loads((tmp_path / "g" / "metrics.jsonl").read_text().splitlines()[-1])["code_loss"]
     assert "generator steps" in last and "4/4" in last and f"loss {loss:.4g}" in last and "/s" in last, last
@@ -34,7 +34,7 @@ def test_generator_training_bar_shows_loss_and_rate(tiny_pipeline, tiny_zoo, tmp
 def test_tensorboard_events_beside_metrics_jsonl_and_resume(tiny_pipeline, tiny_zoo, tmp_path):
     pytest.importorskip("tensorboard")
     d, gcfg = tiny_pipeline
-    cfg = gcfg.replace(steps=8, log_every=2, checkpoint_every=4)
+    cfg = gcfg.override({"train.steps": 8, "train.log_every": 2, "train.checkpoint_every": 4})
     out = tmp_path / "g"
     train_generator(tiny_zoo, d / "tok", cfg, out, stop_after=6)  # stopped: checkpoint and metrics up to 6
     train_generator(tiny_zoo, d / "tok", cfg, out)  # resumes from 6: the events continue, none twice

@@ -252,6 +252,6 @@ def test_tokenizer_and_generator_train_on_an_imported_zoo(imported, tmp_path):
     tok = train_tokenizer(d / "zoo", cfg, tmp_path / "tok")
     assert extract_codes(tok, cat, tmp_path / "tok" / "codes") == 7
     gcfg = tiny_gen_config(codes=False)
-    train_generator(d / "zoo", tmp_path / "tok", gcfg.replace(steps=2), tmp_path / "gen")
+    train_generator(d / "zoo", tmp_path / "tok", gcfg.override({"train.steps": 2}), tmp_path / "gen")
     metrics = [json.loads(x) for x in (tmp_path / "gen" / "metrics.jsonl").read_text().splitlines()]
     assert metrics and all(math.isfinite(m["code_loss"]) for m in metrics)  # it trained, on finite losses

@@ -39,7 +39,7 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
     for name in categories:
         category_query(name, gen)  # every category checked before any work
     zoo = Catalogue(zoo_dir)
-    excluded = gen.model.cfg.exclude_datasets
+    excluded = gen.model.cfg.train.exclude_datasets
     # the networks the generator trained on: retrieval, the zoo mean and the memorisation checks draw only on them
     train_rows = [r for r in zoo.rows(TRAIN_ONLY) if r["dataset"] not in excluded]
     trained = {(r["arch"], r["dataset"]) for r in train_rows}
@@ -74,7 +74,7 @@ def evaluate_generator(gen: ParameterGenerator, zoo_dir, limit: int = 30, seeds=
                 torch.manual_seed(s)
                 rand = spec.build()
                 rec["random"].append(accuracy(rand, data.x, data.y))
-                support_x, _ = support_set(task, gen.cfg.k_support, seed=s)  # what the generator was given
+                support_x, _ = support_set(task, gen.cfg.model.k_support, seed=s)  # what the generator was given
                 base = bank.base(q["arch"], q["dataset"], q["labels"], calibrate=support_x)
                 rec["transform_calibrated"].append(accuracy(spec.load(base), data.x, data.y) if base else float("nan"))
                 if extras:

@@ -71,7 +71,7 @@ def category_query(name: str, gen: ParameterGenerator) -> str:
         dataset = name[len(LODO):]
         if not dataset.isidentifier():
             raise IgpgError(f"category {name!r}: expected 'held-out dataset:NAME' with a dataset name")
-        excluded = gen.model.cfg.exclude_datasets
+        excluded = gen.model.cfg.train.exclude_datasets
         if dataset not in excluded:
             raise IgpgError(f"refusing to report {name!r}: generator {gen.name} was trained with "
                             f"{dataset} networks (exclude_datasets: {list(excluded) or 'none'})")

@@ -40,6 +40,7 @@ from igpg.errors import IgpgError
 from igpg.evaluation.accuracy import accuracy
 from igpg.export import MAX_SEED
 from igpg.generator.budget import Budget
+from igpg.generator.config import CodeFormat
 from igpg.generator.base_rows import GENERIC_DIR, GenericBank, encode_base
 from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.model import WeightGenerator
@@ -101,7 +102,7 @@ class ParameterGenerator:
         device = resolve_device(device)  # an absent device is refused before the weights are read
         model = WeightGenerator(cfg)
         load_model_state(path, model)
-        name = cfg.tokenizer  # the tokenizer's name, recorded; never a path (a config must not point anywhere)
+        name = cfg.codes.tokenizer  # the tokenizer's name, recorded; never a path (a config must not point anywhere)
         if name and (name.startswith(".") or "/" in name or "\\" in name or not name.isprintable()):
             raise IgpgError(f"checkpoint {path}: tokenizer {name[:60]!r} is not a tokenizer name (a path, or not "
                             "printable)")
@@ -111,10 +112,12 @@ class ParameterGenerator:
                 raise IgpgError(f"generator {path} holds no tokenizer ({TOKENIZER_DIR}/ is missing); pass the one it "
                                 f"was trained with (--tokenizer DIR), or re-save it with save_pretrained")
         tok = WeightTokenizer.load(tokenizer)
-        if (tok.cfg.model.vocab_size, tok.cfg.model.codes_per_chunk, tok.cfg.model.chunk_size) != (cfg.vocab, cfg.codes_per_chunk, cfg.chunk_size):
-            raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk or chunk size)")
+        # the code format the model was built for, recorded in config.json, must be the tokenizer's own
+        if CodeFormat.of(tok, cfg.codes.tokenizer) != cfg.codes:
+            raise IgpgError(f"tokenizer {tokenizer} does not match generator {path} (codebook, codes per chunk, "
+                            f"chunk size or normalisation)")
         digest = hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()[:12]
-        bank = GenericBank.load(path / GENERIC_DIR) if cfg.base_rows else None
+        bank = GenericBank.load(path / GENERIC_DIR) if cfg.model.base_rows else None
         gen = cls(model, tok, f"{path.name}@{digest}", bank, device)
         gen.card = (path / CARD).read_text() if (path / CARD).is_file() else None
         return gen
@@ -131,7 +134,7 @@ class ParameterGenerator:
             state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
         save_model(path, KIND, self.cfg, state)
         self.tokenizer.save(path / TOKENIZER_DIR)
-        if self.cfg.base_rows:
+        if self.cfg.model.base_rows:
             self.bank.save(path / GENERIC_DIR)
         if self.card is not None and not (path / CARD).exists():
             (path / CARD).write_text(self.card)
@@ -146,12 +149,13 @@ class ParameterGenerator:
     def base_of(self, task: Task, spec: ArchSpec, support_x: torch.Tensor | None = None):
         """The request's base rows (a base_rows model with a generic network it can be carried from; a lossy
         carry-over is calibrated on the support samples `support_x`), else None."""
-        if not self.cfg.base_rows:
+        if not self.cfg.model.base_rows:
             return None
         key = (spec, task.dataset, task.labels, None if support_x is None else hash(support_x.numpy().tobytes()))
         if key not in self._bases:
+            codes = self.cfg.codes
             self._bases[key] = encode_base(self.tokenizer, self.bank, spec, task.dataset, task.labels,
-                                           self.cfg.chunk_size, self.cfg.codes_per_chunk, calibrate=support_x)
+                                           codes.chunk_size, codes.codes_per_chunk, calibrate=support_x)
         return self._bases[key]
 
     # ---- coverage ------------------------------------------------------------------------------------------
@@ -165,7 +169,7 @@ class ParameterGenerator:
         spec = ArchSpec.parse(arch)
         trained = self.trained_on()
         kind = arch_kind(str(spec), dataset, trained)
-        if kind == "trained" or not self.cfg.base_rows:
+        if kind == "trained" or not self.cfg.model.base_rows:
             return None
         found = self.bank.source(spec, dataset)
         if found is None:
@@ -188,18 +192,18 @@ class ParameterGenerator:
         ds = load_dataset(dataset, None if data_root is None else str(data_root))
         spec.check_compatible(ds.input_shape, task.num_labels)
         cfg = self.cfg
-        if spec.family not in cfg.families:
-            raise IgpgError(f"this generator supports families {', '.join(cfg.families)}, not {spec.family!r}")
-        if spec.depth > cfg.max_depth.get(spec.family, 8):
-            raise IgpgError(f"this generator supports {spec.family} depth 1..{cfg.max_depth[spec.family]}, got {spec.depth}")
+        if spec.family not in cfg.model.families:
+            raise IgpgError(f"this generator supports families {', '.join(cfg.model.families)}, not {spec.family!r}")
+        if spec.depth > cfg.model.max_depth.get(spec.family, 8):
+            raise IgpgError(f"this generator supports {spec.family} depth 1..{cfg.model.max_depth[spec.family]}, got {spec.depth}")
         if task.num_labels > 64:
             raise IgpgError(f"this generator supports at most 64 output labels, got {task.num_labels}")
         # arithmetic over the schema, not row_layout: the layout of a huge architecture would not fit in memory
-        if max(_chunks_per_row(layer, cfg.chunk_size) for layer in spec.schema()) > cfg.max_chunks_per_row:
-            limit = cfg.max_chunks_per_row * cfg.chunk_size - 1
+        if max(_chunks_per_row(layer, cfg.codes.chunk_size) for layer in spec.schema()) > cfg.model.max_chunks_per_row:
+            limit = cfg.model.max_chunks_per_row * cfg.codes.chunk_size - 1
             fan_in = max(layer.fan_in for layer in spec.schema())
             raise IgpgError(f"{spec}: a layer has fan-in {fan_in}; this generator supports fan-in up to {limit}")
-        self.budget.check(spec, cfg.chunk_size, cfg.codes_per_chunk)  # before anything is allocated
+        self.budget.check(spec, cfg.codes.chunk_size, cfg.codes.codes_per_chunk)  # before anything is allocated
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
             big = isinstance(seed, int) and seed.bit_length() > 100  # str() of a huge int raises
             raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got "
@@ -237,7 +241,8 @@ class ParameterGenerator:
     def _decode_fitting(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int],
                         rows: Callable[[int, int], None] | None = None) -> list[Candidate]:
         """`_decode` in as many calls as the memory budget needs (requests of one architecture)."""
-        n = self.budget.batch_size(requests[0].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, sc.guidance != 1.0)
+        n = self.budget.batch_size(requests[0].spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk,
+                                   sc.guidance != 1.0)
         out: list[Candidate] = []
         for i in range(0, len(requests), n):
             out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
@@ -266,8 +271,8 @@ class ParameterGenerator:
         sc.temperature, a second one samples K-1 more of each; the request's base competes and wins ties."""
         if sc.guidance != 1.0:  # guidance decodes every network twice (with and without the conditions)
             for req in reqs:
-                self.budget.check(req.spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
-        k = self.cfg.k_support if sc.k is None else sc.k
+                self.budget.check(req.spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk, guided=True)
+        k = self.cfg.model.k_support if sc.k is None else sc.k
         samples = sc.samples
         total = len(reqs) * samples
         rows = None if progress is None else (lambda done, n: progress("rows", done, n))
@@ -306,7 +311,7 @@ class ParameterGenerator:
         """The request's base as a network (float weights: the generic network of its architecture with rows
         selected, or the nearest one's carried over and calibrated on the support samples), scored on the support
         samples; None without a base."""
-        if not self.cfg.base_rows:
+        if not self.cfg.model.base_rows:
             return None
         found = self.bank.source(req.spec, req.task.dataset)
         if found is None:
@@ -343,7 +348,8 @@ class ParameterGenerator:
                     reqs[i] = self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"],
                                                  r.get("seed", 0))
                     if sc.guidance != 1.0:
-                        self.budget.check(reqs[i].spec, self.cfg.chunk_size, self.cfg.codes_per_chunk, guided=True)
+                        self.budget.check(reqs[i].spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk,
+                                          guided=True)
                 except Exception as e:
                     if errors == "raise":
                         raise
@@ -408,7 +414,7 @@ class ParameterGenerator:
         req = self.check_request(instruction, dataset, classes, arch, seed)
         net = self.generate(instruction, dataset, classes, req.spec, seed=seed, sampling=sc)
         best, best_acc = net, net.igpg_support_acc
-        x, y = support_set(req.task, self.cfg.k_support if sc.k is None else sc.k, seed=seed)
+        x, y = support_set(req.task, self.cfg.model.k_support if sc.k is None else sc.k, seed=seed)
         try:
             found = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits)
         except IgpgError:

@@ -4,7 +4,7 @@ The default zoo fine-tunes every task network from one generic network per archi
 all classes), its output rows started from the generic rows of their classes. The *base* of a request is that
 starting point, built from the generic network alone (no task network): its hidden layers, and for output label i
 the mean of the generic output rows of label i's classes (bias + log of the group size, so that a group scores
-like the log-sum of its classes). The generator sees the base's codes row by row (`GeneratorConfig.base_rows`) and
+like the log-sum of its classes). The generator sees the base's codes row by row (`ModelConfig.base_rows`) and
 learns what to keep and what to change; where no generic network of those hidden layers and that dataset exists (an
 architecture never trained on) it decodes without a base, as it learned to with `base_dropout`.
 
@@ -180,7 +180,7 @@ def encode_base(tokenizer, bank: GenericBank, arch: ArchSpec | str, dataset: str
 def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad the requests' bases (each `encode_base`'s result or None) into base (B, R, J, Q) codes (-1 none) and
     base_side (B, R): the side token of each row's layer shifted to 0..255, SIDE_VOCAB where none."""
-    base = torch.full((len(bases), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
+    base = torch.full((len(bases), rmax, jmax, cfg.codes.codes_per_chunk), -1, dtype=torch.int64)
     side = torch.full((len(bases), rmax), SIDE_VOCAB, dtype=torch.int64)
     for i, (b, arch) in enumerate(zip(bases, archs)):
         if b is None:
@@ -188,7 +188,7 @@ def base_batch(bases: list, archs: list[str], cfg, rmax: int, jmax: int) -> tupl
         rows, layer_side = b[0], b[1]
         base[i, : rows.shape[0], : rows.shape[1]] = rows
         if len(layer_side):
-            lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+            lay = row_layout(arch, cfg.codes.chunk_size, cfg.codes.codes_per_chunk)
             side[i, : len(lay)] = layer_side[lay.layer_index] + SIDE_OFFSET
     return base, side
 
@@ -197,6 +197,6 @@ def origin_batch(bases: list, archs: list[str], cfg, rmax: int) -> torch.Tensor:
     """(B, R) the neuron index each row stands for: its base's origin (`encode_base`), else its own index."""
     out = torch.zeros(len(archs), rmax, dtype=torch.int64)
     for i, (b, arch) in enumerate(zip(bases, archs)):
-        lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+        lay = row_layout(arch, cfg.codes.chunk_size, cfg.codes.codes_per_chunk)
         out[i, : len(lay)] = lay.row if b is None else b[2]
     return out

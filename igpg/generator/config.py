@@ -4,8 +4,9 @@ the tokenizer when training starts, never set by hand). `GeneratorConfig` holds 
 (configs/generator/*.yaml) sets `model:` and `train:` keys, a checkpoint's config.json records all three.
 
     cfg = load_generator_config("configs/generator/default.yaml", overrides=["train.lr=3e-4", "model.dim=256"])
-    cfg.model.dim, cfg.train.lr          # what a recipe or --set writes
-    cfg.dim, cfg.lr, cfg.vocab           # what the code reads: a name is owned by exactly one section
+    cfg.model.dim, cfg.train.lr          # what a recipe or --set writes, and how the code reads it
+    cfg.codes.vocab                      # once training has started (a recipe's `codes` is None)
+    cfg.override({"train.steps": 10})    # a validated copy with dotted keys changed
 
 Every field's comment says why it is there; the figures behind the released values are in
 igpg/pretrained/default/CARD.md and eval/results/generator-ablation.md.
@@ -13,12 +14,9 @@ igpg/pretrained/default/CARD.md and eval/results/generator-ablation.md.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from igpg.config import Config, Fraction
-from igpg.errors import IgpgError
 
 
 class ModelConfig(Config):
@@ -85,39 +83,14 @@ class CodeFormat(Config):
 
 
 SECTIONS = {"model": ModelConfig, "train": TrainConfig, "codes": CodeFormat}
-_OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.model_fields}
-assert len(_OWNER) == sum(len(c.model_fields) for c in SECTIONS.values()), "a field name in two sections"
 
 
 class GeneratorConfig(Config):
     """A recipe (`model` + `train`) or, once training has started, a trained model's full config (+ `codes`).
 
-    Reads are flat (`cfg.dim`, `cfg.lr`, `cfg.vocab`): each name belongs to one section (`owner`)."""
+    Each field is read through its section: `cfg.model.dim`, `cfg.train.lr`, `cfg.codes.vocab`."""
 
     what = "generator"
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     codes: CodeFormat | None = None  # None in a recipe: the tokenizer decides when training starts
-
-    def __getattr__(self, name: str) -> Any:
-        section = _OWNER.get(name)
-        if section is None:
-            return super().__getattr__(name)
-        part = self.__dict__.get(section)
-        if part is None:
-            raise AttributeError(f"{name}: the code format is read from the tokenizer when training starts")
-        return getattr(part, name)
-
-    def replace(self, **changes: Any) -> GeneratorConfig:
-        """A validated copy with fields changed by their flat names: cfg.replace(steps=10, dim=64)."""
-        dotted = {}
-        for key, value in changes.items():
-            if _OWNER.get(key) is None:
-                raise IgpgError(f"generator config: unknown key {key!r}")
-            dotted[f"{_OWNER[key]}.{key}"] = value
-        return self.override(dotted)
-
-    @staticmethod
-    def owner(name: str) -> str | None:
-        """The section ("model", "train", "codes") a flat key belongs to."""
-        return _OWNER.get(name)

@@ -92,7 +92,7 @@ def condition_batch(tasks: list[Task], archs: list[str], profiles: list[torch.Te
         out["profiles"][i, : t.num_labels] = p
         out["label_mask"][i, : t.num_labels] = 1
         for li, label in enumerate(t.labels):
-            out["class_ids"][i, li, : len(label)] = torch.tensor([class_slot(t.dataset, c, cfg.class_slots) for c in label])
+            out["class_ids"][i, li, : len(label)] = torch.tensor([class_slot(t.dataset, c, cfg.model.class_slots) for c in label])
         af = arch_features(s)
         out["arch_feat"][i, : len(af)] = af
         out["arch_mask"][i, : len(af)] = 1
@@ -129,9 +129,9 @@ def _neuron_keys(prefix: str, arch: str, chunk_size: int, codes_per_chunk: int, 
 def _label_rows(tasks: list[Task], archs: list[str], cfg: GeneratorConfig):
     """(batch index, output row index, label, key prefix of the task's architecture and dataset) of every output row."""
     for i, (t, a) in enumerate(zip(tasks, archs)):
-        heads = row_layout(a, cfg.chunk_size, cfg.codes_per_chunk).is_head.nonzero().squeeze(1)
+        heads = row_layout(a, cfg.codes.chunk_size, cfg.codes.codes_per_chunk).is_head.nonzero().squeeze(1)
         for r, label in zip(heads.tolist(), t.labels):
-            yield i, r, label, f"{_arch_key(a, cfg.compositional)}|{t.dataset}"
+            yield i, r, label, f"{_arch_key(a, cfg.model.compositional)}|{t.dataset}"
 
 
 @lru_cache(maxsize=65536)
@@ -142,40 +142,40 @@ def _layer_keys(prefix: str, layer: int, n: int, slots: int) -> torch.Tensor:
 
 def _origin_keys(prefix: str, arch: str, origin: torch.Tensor, cfg: GeneratorConfig) -> torch.Tensor:
     """(R, KEY_HASHES) hidden-row keys addressed by each row's origin neuron (output rows -1)."""
-    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    lay = row_layout(arch, cfg.codes.chunk_size, cfg.codes.codes_per_chunk)
     out = torch.full((len(lay), KEY_HASHES), -1, dtype=torch.int64)
     for layer in range(int(lay.layer_index.max())):  # hidden layers
         sel = (lay.layer_index == layer).nonzero().squeeze(1)
-        table = _layer_keys(prefix, layer, int(origin[sel].max()) + 1, cfg.row_keys)
+        table = _layer_keys(prefix, layer, int(origin[sel].max()) + 1, cfg.model.row_keys)
         out[sel] = table[origin[sel]]
     return out
 
 
 def row_keys(tasks: list[Task], archs: list[str], cfg: GeneratorConfig, rmax: int,
              origins: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see GeneratorConfig.row_keys. With `origins` (B, R)
+    """(B, R, KEY_HASHES * G) hashed row-key slots, -1 pad: see ModelConfig.row_keys. With `origins` (B, R)
     (compositional keys), a hidden row has the key of the neuron it stands for (`base.origin_batch`)."""
     gmax = max(len(label) for t in tasks for label in t.labels)
     out = torch.full((len(tasks), rmax, KEY_HASHES * gmax), -1, dtype=torch.int64)
     for i, a in enumerate(archs):
-        prefix = _arch_key(a, cfg.compositional)
-        if origins is not None and cfg.compositional:
-            n = len(row_layout(a, cfg.chunk_size, cfg.codes_per_chunk))
+        prefix = _arch_key(a, cfg.model.compositional)
+        if origins is not None and cfg.model.compositional:
+            n = len(row_layout(a, cfg.codes.chunk_size, cfg.codes.codes_per_chunk))
             hidden = _origin_keys(prefix, a, origins[i, :n], cfg)
         else:
-            hidden = _neuron_keys(prefix, a, cfg.chunk_size, cfg.codes_per_chunk, cfg.row_keys)
+            hidden = _neuron_keys(prefix, a, cfg.codes.chunk_size, cfg.codes.codes_per_chunk, cfg.model.row_keys)
         out[i, : len(hidden), :KEY_HASHES] = hidden
     for i, r, label, prefix in _label_rows(tasks, archs, cfg):
-        out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.row_keys)])
+        out[i, r, : KEY_HASHES * len(label)] = torch.tensor([s for c in label for s in _slots(f"{prefix}|{c}", cfg.model.row_keys)])
     return out
 
 
 def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None = None,
               origins: torch.Tensor | None = None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Row features (B, R) padded, the row mask (B, R) and head_label (B, R): label index of head rows, else -1.
-    With `cfg.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows. `origins` (B, R):
+    With `cfg.model.row_keys`, rows["keys"] holds the hashed row-key slots (B, R, M) of the tasks' rows. `origins` (B, R):
     the neuron each row stands for in its base (compositional models address rows by it; default: their own)."""
-    layouts = [row_layout(a, cfg.chunk_size, cfg.codes_per_chunk) for a in archs]
+    layouts = [row_layout(a, cfg.codes.chunk_size, cfg.codes.codes_per_chunk) for a in archs]
     b, rmax = len(archs), max(len(lay) for lay in layouts)
     rows = {k: torch.zeros(b, rmax, dtype=torch.float32 if k == "rel_depth" else torch.int64) for k in ROW_KEYS}
     rows["fan_in"] += 1
@@ -196,7 +196,7 @@ def row_batch(archs: list[str], cfg: GeneratorConfig, tasks: list[Task] | None =
         spec = ArchSpec.parse(a)
         rows["activation"][i] = ACTIVATION_INDEX[spec.activation]
         rows["layers_to_out"][i, : len(lay)] = spec.depth - lay.layer_index
-    if cfg.row_keys:
+    if cfg.model.row_keys:
         if tasks is None:
             raise ValueError("row keys need the tasks")  # a programming error, not user input
         rows["keys"] = row_keys(tasks, archs, cfg, rmax, origins)
@@ -213,7 +213,7 @@ class ExampleSampler:
         self.text_vec = dict(zip(texts, embed_texts(texts))) if texts else {}
 
     def batch(self, rng: random.Random, size: int | None = None) -> dict:
-        return self.collate(self.draw(rng, size or self.cfg.batch_size), rng, dropout=True)
+        return self.collate(self.draw(rng, size or self.cfg.train.batch_size), rng, dropout=True)
 
     def draw(self, rng: random.Random, n: int) -> list[Example]:
         """n examples, uniformly with replacement."""
@@ -222,30 +222,30 @@ class ExampleSampler:
     def collate(self, picked: list[Example], rng: random.Random, dropout: bool) -> dict:
         cfg = self.cfg
         instr = torch.stack([self.text_vec[rng.choice(e.phrasings)] for e in picked])
-        profiles = [self.bank.support(e.task, cfg.k_support, rng) for e in picked]
-        p_i, p_l = (cfg.instr_dropout, cfg.cond_dropout) if dropout else (0.0, 0.0)
+        profiles = [self.bank.support(e.task, cfg.model.k_support, rng) for e in picked]
+        p_i, p_l = (cfg.train.instr_dropout, cfg.train.cond_dropout) if dropout else (0.0, 0.0)
         drop_i = torch.tensor([rng.random() < p_i for _ in picked])
         drop_l = torch.tensor([rng.random() < p_l for _ in picked])
         batch = condition_batch([e.task for e in picked], [e.arch for e in picked], profiles, instr, cfg, drop_i, drop_l)
         bases = None
-        if cfg.base_rows:
-            p_b = cfg.base_dropout if dropout else 0.0
+        if cfg.model.base_rows:
+            p_b = cfg.train.base_dropout if dropout else 0.0
             bases = [None if rng.random() < p_b else e.base for e in picked]
-            if dropout and cfg.sibling_bases > 0:  # a base carried over from another architecture instead
-                bases = [rng.choice(e.siblings) if b is not None and e.siblings and rng.random() < cfg.sibling_bases
+            if dropout and cfg.train.sibling_bases > 0:  # a base carried over from another architecture instead
+                bases = [rng.choice(e.siblings) if b is not None and e.siblings and rng.random() < cfg.train.sibling_bases
                          else b for b, e in zip(bases, picked)]
         archs = [e.arch for e in picked]
         rmax0 = max(len(e.rows) for e in picked)
-        origins = origin_batch(bases, archs, cfg, rmax0) if cfg.compositional and bases is not None else None
+        origins = origin_batch(bases, archs, cfg, rmax0) if cfg.model.compositional and bases is not None else None
         rows, mask, head = row_batch(archs, cfg, [e.task for e in picked], origins)
         rmax, jmax = rows["row"].shape[1], max(e.rows.shape[1] for e in picked)
-        codes = torch.full((len(picked), rmax, jmax, cfg.codes_per_chunk), -1, dtype=torch.int64)
+        codes = torch.full((len(picked), rmax, jmax, cfg.codes.codes_per_chunk), -1, dtype=torch.int64)
         for i, e in enumerate(picked):
             codes[i, : e.rows.shape[0], : e.rows.shape[1]] = e.rows
         side = torch.zeros(len(picked), batch["arch_feat"].shape[1], dtype=torch.int64)
         for i, e in enumerate(picked):
             side[i, : len(e.side)] = e.side
         batch.update(rows=rows, row_mask=mask, head_label=head, codes=codes, side=side)
-        if cfg.base_rows:
+        if cfg.model.base_rows:
             batch["base"], batch["base_side"] = base_batch(bases, archs, cfg, rmax, jmax)
         return batch

@@ -25,6 +25,7 @@ from torch import nn
 from x_transformers import Decoder
 
 from igpg.arch import ACTIVATIONS
+from igpg.errors import IgpgError
 from igpg.generator.conditions import ARCH_FEATURES, PROFILE, SetEncoder
 from igpg.generator.config import GeneratorConfig
 from igpg.text import TEXT_DIM
@@ -60,47 +61,50 @@ def class_slot(dataset: str, cls: int, slots: int) -> int:
 class WeightGenerator(nn.Module):
     def __init__(self, cfg: GeneratorConfig):
         super().__init__()
+        if cfg.codes is None:
+            raise IgpgError("generator config: no code format ('codes'); it is read from the tokenizer when training "
+                            "starts")
         self.cfg = cfg
-        d, e, v, q = cfg.dim, cfg.slot_dim, cfg.vocab, cfg.codes_per_chunk
+        d, e, v, q = cfg.model.dim, cfg.model.slot_dim, cfg.codes.vocab, cfg.codes.codes_per_chunk
         # conditions
         self.instr_proj = nn.Linear(TEXT_DIM, d)
         self.null_instr = nn.Parameter(torch.zeros(d))
         self.set_encoder = SetEncoder(d)
-        self.class_emb = nn.Embedding(cfg.class_slots, d) if cfg.class_embedding else None
+        self.class_emb = nn.Embedding(cfg.model.class_slots, d) if cfg.model.class_embedding else None
         self.null_label = nn.Parameter(torch.zeros(d))
         self.label_pos = nn.Embedding(64, d)  # which output position a label token is for
         self.arch_proj = nn.Linear(ARCH_FEATURES, d)
         self.type_emb = nn.Embedding(4, d)  # 0 instruction, 1 label, 2 architecture, 3 row
         # rows
-        self.layer_emb = nn.Embedding(cfg.max_layers, d)
+        self.layer_emb = nn.Embedding(cfg.model.max_layers, d)
         self.kind_emb = nn.Embedding(3, d)
         self.head_emb = nn.Embedding(2, d)
-        self.row_emb = nn.Embedding(cfg.max_row_index, d)
+        self.row_emb = nn.Embedding(cfg.model.max_row_index, d)
         self.row_feat = nn.Linear(4, d)
-        if cfg.compositional:  # activation (one-hot), relative neuron index, layers to the output; arch tokens too
+        if cfg.model.compositional:  # activation (one-hot), relative neuron index, layers to the output; arch tokens too
             self.comp_feat = nn.Linear(len(ACTIVATIONS) + 2, d)
             self.arch_act = nn.Embedding(len(ACTIVATIONS), d)
         self.start_row = nn.Parameter(torch.zeros(d))
-        self.row_key_emb = nn.Embedding(cfg.row_keys, d) if cfg.row_keys else None
+        self.row_key_emb = nn.Embedding(cfg.model.row_keys, d) if cfg.model.row_keys else None
         if self.row_key_emb is not None:
             nn.init.zeros_(self.row_key_emb.weight)  # a key never trained (an unseen architecture) adds nothing
         # codes
         self.code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)  # per level
-        self.chunk_emb = nn.Embedding(cfg.max_chunks_per_row, e)
+        self.chunk_emb = nn.Embedding(cfg.model.max_chunks_per_row, e)
         self.level_emb = nn.Parameter(torch.randn(q, e) * 0.02)
         self.bag_proj = nn.Linear(e, d)
         # transformer + slot head
-        self.decoder = Decoder(dim=d, depth=cfg.depth, heads=cfg.heads, rotary_pos_emb=True,
-                               attn_dropout=cfg.dropout, ff_dropout=cfg.dropout)
+        self.decoder = Decoder(dim=d, depth=cfg.model.depth, heads=cfg.model.heads, rotary_pos_emb=True,
+                               attn_dropout=cfg.train.dropout, ff_dropout=cfg.train.dropout)
         self.slot_in = nn.Linear(d, e)
         self.slot_norm = nn.LayerNorm(e)
         self.slot_mlp = nn.Sequential(nn.Linear(e, e), nn.GELU())
         self.to_logits = nn.Parameter(torch.randn(q, e, v) * (1 / math.sqrt(e)))
         # per-layer scale token (layer_std normalisation), read off the hidden state of the layer's first row
-        self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.side_tokens else None
+        self.side_head = nn.Linear(d, SIDE_VOCAB) if cfg.codes.side_tokens else None
         # base rows: per-slot code embeddings for the slot head, a bag for the row position, the base layer's
         # scale token (index SIDE_VOCAB: none) and whether the row has a base at all
-        if cfg.base_rows:
+        if cfg.model.base_rows:
             self.base_code_emb = nn.Parameter(torch.randn(q, v, e) * 0.02)
             self.base_bag_proj = nn.Linear(e, d)
             self.base_side_emb = nn.Embedding(SIDE_VOCAB + 1, d)
@@ -124,8 +128,8 @@ class WeightGenerator(nn.Module):
         """instr (B, 384), labels (B, L, D), arch_feat (B, A, 9), arch_act (B,) activation index -> (B, 1 + L + A, D)"""
         i = torch.where(drop_instr[:, None], self.null_instr.expand(instr.shape[0], -1), self.instr_proj(instr))
         a = self.arch_proj(arch_feat) + self.layer_emb(torch.arange(arch_feat.shape[1], device=instr.device)
-                                                       .clamp(max=self.cfg.max_layers - 1))
-        if arch_act is not None and self.cfg.compositional:
+                                                       .clamp(max=self.cfg.model.max_layers - 1))
+        if arch_act is not None and self.cfg.model.compositional:
             a = a + self.arch_act(arch_act)[:, None]
         t = self.type_emb.weight
         return torch.cat([(i + t[0])[:, None], labels + t[1], a + t[2]], 1)
@@ -142,7 +146,7 @@ class WeightGenerator(nn.Module):
         prefix_mask = torch.cat([torch.ones_like(cond["label_mask"][:, :1]), cond["label_mask"], cond["arch_mask"]], 1)
         head = torch.gather(labels, 1, head_label.clamp(min=0)[..., None].expand(-1, -1, labels.shape[-1]))
         head = head * (head_label >= 0)[..., None]
-        base_in = self.base_input(base, base_side) if self.cfg.base_rows else None
+        base_in = self.base_input(base, base_side) if self.cfg.model.base_rows else None
         return Conditions(prefix, prefix_mask, head, base_in)
 
     # ---- rows ---------------------------------------------------------------------------------------------
@@ -150,11 +154,12 @@ class WeightGenerator(nn.Module):
         """Embedding of where each row sits: rows[...] tensors (B, R) -> (B, R, D)"""
         feat = torch.stack([rows["rel_depth"], rows["fan_in"].float().log2() / 16, rows["fan_out"].float().log2() / 16,
                             rows["chunks"].float() / 64], -1)
-        pos = (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.max_layers - 1)) + self.kind_emb(rows["layer_kind"])
+        pos = (self.layer_emb(rows["layer_index"].clamp(max=self.cfg.model.max_layers - 1))
+               + self.kind_emb(rows["layer_kind"])
                + self.head_emb(rows["is_head"].long())
-               + self.row_emb(rows["origin" if self.cfg.compositional else "row"] % self.cfg.max_row_index)
+               + self.row_emb(rows["origin" if self.cfg.model.compositional else "row"] % self.cfg.model.max_row_index)
                + self.row_feat(feat) + self.type_emb.weight[3])
-        if self.cfg.compositional:
+        if self.cfg.model.compositional:
             act = F.one_hot(rows["activation"], len(ACTIVATIONS)).float()
             rel = rows["row"].float() / rows["fan_out"].float()
             to_out = rows["layers_to_out"].float() / 8
@@ -249,22 +254,22 @@ class WeightGenerator(nn.Module):
         h = self.decoder(x, mask=mask)[:, c.prefix.shape[1]:]  # (B, R, D)
         valid = b["codes"][..., 0] >= 0  # (B, R, J) chunks that exist
         bi, ri, ji = valid.nonzero(as_tuple=True)
-        weighted = self.cfg.head_loss_weight != 1.0
+        weighted = self.cfg.train.head_loss_weight != 1.0
         if weighted:  # every output-row chunk, then a random subset of the hidden rows' chunks
             head = b["rows"]["is_head"][bi, ri]
             heads, hidden = head.nonzero(as_tuple=True)[0], (~head).nonzero(as_tuple=True)[0]
             if self.training:
-                hidden = hidden[torch.randperm(len(hidden))[: max(0, self.cfg.loss_chunks - len(heads))]]
+                hidden = hidden[torch.randperm(len(hidden))[: max(0, self.cfg.train.loss_chunks - len(heads))]]
             keep = torch.cat([heads, hidden])
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
-        elif self.training and len(bi) > self.cfg.loss_chunks:  # an unbiased subset of the batch's chunks
-            keep = torch.randperm(len(bi))[: self.cfg.loss_chunks]
+        elif self.training and len(bi) > self.cfg.train.loss_chunks:  # an unbiased subset of the batch's chunks
+            keep = torch.randperm(len(bi))[: self.cfg.train.loss_chunks]
             bi, ri, ji = bi[keep], ri[keep], ji[keep]
         target = b["codes"][bi, ri, ji]  # (M, Q)
-        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.base_rows else None)
+        logits = self.slot_logits(h[bi, ri], ji, target, b["base"][bi, ri, ji] if self.cfg.model.base_rows else None)
         if weighted:
             w = torch.ones(len(keep), device=logits.device)
-            w[: len(heads)] = self.cfg.head_loss_weight  # the output-row chunks come first
+            w[: len(heads)] = self.cfg.train.head_loss_weight  # the output-row chunks come first
             per = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(target.shape)
             loss = (per.mean(-1) * w).sum() / w.sum()
         else:

@@ -28,6 +28,10 @@ REMOVED = {"row_code_noise": 0.0, "row_context": "previous", "group_keys": False
            "drift_keys": 0, "drift_dim": 48, "head_features": False, "feature_pool": 32, "train_seeds": (),
            "grouped_weight": 1.0, "extra": {}}
 
+# the section of each key of a flat config.json (written before 2026-12): a field name belongs to one section
+FLAT_OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.model_fields}
+assert len(FLAT_OWNER) == sum(len(c.model_fields) for c in SECTIONS.values()), "a field name in two sections"
+
 
 def config_from_dict(raw: Any, where: str | Path | None = None) -> GeneratorConfig:
     """A `GeneratorConfig` from its sections ({"model": ..., "train": ..., "codes": ...}) or an older flat mapping."""
@@ -53,9 +57,9 @@ def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
                 raise IgpgError(f"{head}: option {key!r} was removed; an old config may hold it only at its "
                                 f"neutral value {neutral!r}, got {repr(value)[:40]}")
             continue
-        section = GeneratorConfig.owner(key) if isinstance(key, str) else None
+        section = FLAT_OWNER.get(key) if isinstance(key, str) else None
         if section is None:
-            allowed = sorted(k for cls in SECTIONS.values() for k in cls.model_fields)
+            allowed = sorted(FLAT_OWNER)
             raise IgpgError(f"{head}: unknown key {str(key)!r}; allowed: {', '.join(allowed)}")
         out.setdefault(section, {})[key] = raw[key]
     return out

@@ -123,7 +123,7 @@ class _Stepper:
     def step(self, row_input: torch.Tensor) -> torch.Tensor:
         """Append one row input (B, D); return the hidden state at that position (B, D)."""
         self.rows.append(row_input)
-        limit = self.model.cfg.max_seq_len
+        limit = self.model.cfg.model.max_seq_len
         if self.prefix.shape[1] + len(self.rows) > limit:
             keep = max(1, (limit - self.prefix.shape[1]) // 2)
             del self.rows[:-keep]  # rows before the window are never read again: memory is bounded by the window
@@ -166,12 +166,12 @@ def _batch(model: WeightGenerator, tasks, arch: str, profiles, instr: torch.Tens
     drop = torch.cat([keep, ~keep]) if guided else keep  # the second half is unconditional
     cond = to_device(condition_batch(list(tasks) * n, archs, list(profiles) * n, torch.cat([instr] * n), cfg, drop,
                                      drop), dev)
-    lay = row_layout(arch, cfg.chunk_size, cfg.codes_per_chunk)
+    lay = row_layout(arch, cfg.codes.chunk_size, cfg.codes.codes_per_chunk)
     bases = list(bases or [None] * b) * n
-    origins = origin_batch(bases, archs, cfg, len(lay)) if cfg.base_rows and cfg.compositional else None
+    origins = origin_batch(bases, archs, cfg, len(lay)) if cfg.model.base_rows and cfg.model.compositional else None
     rows, _, head = to_device(row_batch(archs, cfg, list(tasks) * n, origins), dev)
     base = base_side = None
-    if cfg.base_rows:
+    if cfg.model.base_rows:
         base, base_side = to_device(base_batch(bases, archs, cfg, len(lay), lay.max_chunks), dev)
     return _Batch(lay, rows, model.encode_conditions(cond, head, base, base_side), base)
 
@@ -202,11 +202,11 @@ class _RowDecoder:
     def codes(self, r: int, h: torch.Tensor) -> torch.Tensor:
         """Row r's codes (B, J_r, Q) from its hidden state h (B', D)."""
         model, sc, lay, b = self.model, self.sc, self.batch.lay, self.b
-        n, q_levels, bb = int(lay.chunks[r]), model.cfg.codes_per_chunk, h.shape[0]
+        n, q_levels, bb = int(lay.chunks[r]), model.cfg.codes.codes_per_chunk, h.shape[0]
         dev = h.device
         hj = h[:, None].expand(-1, n, -1).reshape(bb * n, -1)
         jj = torch.arange(n, device=dev).repeat(bb)
-        lower = torch.zeros(bb * n, model.cfg.slot_dim, device=dev)
+        lower = torch.zeros(bb * n, model.cfg.model.slot_dim, device=dev)
         codes = torch.empty(b, n, q_levels, dtype=torch.int64, device=dev)
         for q in range(q_levels):
             base_q = None if self.batch.base is None else self.batch.base[:, r, :n, q].reshape(-1)
@@ -250,7 +250,7 @@ def sample_codes(model: WeightGenerator, tasks, arch: str, profiles: list[torch.
     pos = model.row_position(batch.rows) + batch.cond.head_labels  # (B', R, D)
     if batch.cond.base_input is not None:
         pos = pos + batch.cond.base_input
-    out = torch.zeros(b, int(lay.chunks.sum()), model.cfg.codes_per_chunk, dtype=torch.int64, device=dev)
+    out = torch.zeros(b, int(lay.chunks.sum()), model.cfg.codes.codes_per_chunk, dtype=torch.int64, device=dev)
     side = torch.zeros(b, int(lay.layer_index.max()) + 1, dtype=torch.int64, device=dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     trace = [] if return_logits else None
@@ -279,7 +279,7 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
     b = len(tasks)
     batch = _batch(model, tasks, arch, profiles, instr, bases)
     lay = batch.lay
-    row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes_per_chunk), -1, dtype=torch.int64)
+    row_codes = torch.full((b, len(lay), lay.max_chunks, cfg.codes.codes_per_chunk), -1, dtype=torch.int64)
     valid = lay.chunk_index >= 0
     row_codes[:, valid] = codes[:, lay.chunk_index[valid]]
     row_in = model.row_inputs(batch.rows, row_codes, batch.cond.head_labels)
@@ -292,6 +292,6 @@ def decode_logits_full(model: WeightGenerator, tasks, arch: str, profiles, instr
         n = int(lay.chunks[r])
         hj = h[:, r, None].expand(-1, n, -1).reshape(b * n, -1)
         base_q = None if batch.base is None else batch.base[:, r, :n, 0].reshape(-1)
-        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.slot_dim), 0, base_q)
+        out.append(model.level_logits(hj, torch.arange(n).repeat(b), torch.zeros(b * n, cfg.model.slot_dim), 0, base_q)
                    .view(b, n, -1))
     return out

@@ -62,22 +62,22 @@ def select_probes(rows: list, probes: list, zoo_dir) -> list:
 
 def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConfig, where: str = TRAIN_SPLIT,
                   tokenizer: WeightTokenizer | None = None, bank: GenericBank | None = None) -> list[Example]:
-    """The training networks as examples; with `cfg.base_rows`, each with its base row codes (encoded once per
+    """The training networks as examples; with `cfg.model.base_rows`, each with its base row codes (encoded once per
     architecture, dataset and labels with `tokenizer` from the generic networks in `bank`)."""
     zoo = Catalogue(zoo_dir)
     try:
         rows = zoo.rows(where)
-        if cfg.probe_targets:
+        if cfg.train.probe_targets:
             rows = select_probes(rows, zoo.rows(PROBES), zoo_dir)
     finally:
         zoo.close()
     known = {r["dataset"] for r in rows}
-    for d in cfg.exclude_datasets:
+    for d in cfg.train.exclude_datasets:
         if not isinstance(d, str) or d not in known:
             raise IgpgError(f"exclude_datasets: {d!r} is not a dataset of zoo {zoo_dir}; its datasets: "
                             f"{', '.join(sorted(known))}")
-    rows = [r for r in rows if r["dataset"] not in cfg.exclude_datasets]
-    if cfg.base_rows and (tokenizer is None or bank is None):
+    rows = [r for r in rows if r["dataset"] not in cfg.train.exclude_datasets]
+    if cfg.model.base_rows and (tokenizer is None or bank is None):
         raise ValueError("base rows need the tokenizer and the generic networks")  # a programming error
     codes = load_codes(codes_dir)
     bases: dict[tuple, tuple | None] = {}
@@ -86,24 +86,24 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
         if r["net_id"] not in codes:
             raise IgpgError(f"codes of network {r['net_id']} are missing from {codes_dir}: extract them again")
         c = codes[r["net_id"]]
-        lay = row_layout(r["arch"], cfg.chunk_size, cfg.codes_per_chunk)
+        lay = row_layout(r["arch"], cfg.codes.chunk_size, cfg.codes.codes_per_chunk)
         task = Task.from_classes(r["dataset"], r["labels"])
         base = None
-        if cfg.base_rows:
+        if cfg.model.base_rows:
             key = (r["arch"], r["dataset"], json.dumps(r["labels"]))
             if key not in bases:
-                bases[key] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
-                                         cfg.codes_per_chunk)
+                bases[key] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.codes.chunk_size,
+                                         cfg.codes.codes_per_chunk)
             base = bases[key]
         siblings = []
-        if cfg.base_rows and cfg.sibling_bases > 0 and r["role"] != "generic":
+        if cfg.model.base_rows and cfg.train.sibling_bases > 0 and r["role"] != "generic":
             for src_key, plan in bank.siblings(r["arch"], r["dataset"]):
                 skey = (*key, src_key)
                 if skey not in bases:  # calibrated on a support draw, as a request's base is (transform.py)
-                    x, _ = support_set(task, cfg.k_support, seed=len(bases))
+                    x, _ = support_set(task, cfg.model.k_support, seed=len(bases))
                     carried = bank.carried(src_key, plan, r["dataset"], r["labels"], calibrate=x)
-                    bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.chunk_size,
-                                              cfg.codes_per_chunk, carried)
+                    bases[skey] = encode_base(tokenizer, bank, r["arch"], r["dataset"], r["labels"], cfg.codes.chunk_size,
+                                              cfg.codes.codes_per_chunk, carried)
                 siblings.append(bases[skey])
         out.append(Example(r["net_id"], task, r["arch"], rows_tensor(c.indices, lay), c.side, list(r["instructions"]),
                            base, siblings))
@@ -113,10 +113,10 @@ def load_examples(zoo_dir: str | Path, codes_dir: str | Path, cfg: GeneratorConf
 
 
 def _lr(step: int, cfg: GeneratorConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    if step < cfg.train.warmup:
+        return cfg.train.lr * (step + 1) / cfg.train.warmup
+    t = (step - cfg.train.warmup) / max(1, cfg.train.steps - cfg.train.warmup)
+    return cfg.train.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
 def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: GeneratorConfig, out: str | Path,
@@ -128,20 +128,20 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     ctx = distributed.init_from_env(device=device)
     tok = WeightTokenizer.load(tokenizer_dir)
     cfg = cfg.model_copy(update={"codes": CodeFormat.of(tok, tokenizer_dir.name)})  # the tokenizer decides these
-    bank = GenericBank.from_zoo(zoo_dir, cfg.exclude_datasets) if cfg.base_rows else None
+    bank = GenericBank.from_zoo(zoo_dir, cfg.train.exclude_datasets) if cfg.model.base_rows else None
     examples = load_examples(zoo_dir, tokenizer_dir / "codes", cfg, tokenizer=tok, bank=bank)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     model = WeightGenerator(cfg).to(ctx.device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "emb" not in n)]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
-    rng = random.Random(cfg.seed)
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(0.9, 0.95))
+    rng = random.Random(cfg.train.seed)
     step = 0
     if (out / "config.json").exists():
         saved = config_from_dict(read_config(out, KIND))
         # the same config, or the same with more steps (extending a finished run: the schedule is stretched)
-        if saved.override({"train.steps": cfg.steps}) != cfg or cfg.steps < saved.steps:
+        if saved.override({"train.steps": cfg.train.steps}) != cfg or cfg.train.steps < saved.train.steps:
             raise IgpgError(f"{out} holds a generator trained with another config; use a new --out to start over")
         load_model_state(out, model)
         state = load_training_state(out, opt, writer=ctx.is_main)
@@ -163,11 +163,11 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
     ddp = distributed.wrap(model, ctx)
     model.train()
     t0, done_here, losses, shown = time.perf_counter(), 0, [], None
-    while step < cfg.steps and (stop_after is None or done_here < stop_after):
+    while step < cfg.train.steps and (stop_after is None or done_here < stop_after):
         for group in opt.param_groups:
             group["lr"] = _lr(step, cfg)
         if ctx.distributed:
-            torch.manual_seed(distributed.step_seed(cfg.seed, step, ctx.rank))  # in-step noise, resumable
+            torch.manual_seed(distributed.step_seed(cfg.train.seed, step, ctx.rank))  # in-step noise, resumable
         batch = sampler.batch(rng)  # the global batch: the same on every rank (one RNG, saved with the checkpoint)
         batch = distributed.to_device(distributed.shard_batch(batch, ctx), ctx.device)
         res = ddp(batch)
@@ -178,17 +178,17 @@ def train_generator(zoo_dir: str | Path, tokenizer_dir: str | Path, cfg: Generat
         step += 1
         done_here += 1
         losses.append(res["code_loss"].item())
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
             code_loss = distributed.mean_over_ranks(sum(losses) / len(losses), ctx)
             rec = {"step": step, "code_loss": code_loss, "lr": _lr(step - 1, cfg), "seconds": time.perf_counter() - t0}
             losses, shown = [], code_loss
             if ctx.is_main:
                 metrics.write(rec)
         if progress:
-            progress("generator steps", step, cfg.steps, loss=shown if shown is not None else losses[-1])
-        if ctx.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            progress("generator steps", step, cfg.train.steps, loss=shown if shown is not None else losses[-1])
+        if ctx.is_main and (step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps):
             save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
-    if ctx.is_main and step % cfg.checkpoint_every and step != cfg.steps:
+    if ctx.is_main and step % cfg.train.checkpoint_every and step != cfg.train.steps:
         save_checkpoint(out, KIND, cfg, model, opt, step, {"python_rng": rng.getstate()})
     if ctx.is_main:
         metrics.close()

@@ -30,7 +30,7 @@ from igpg.tokenizer.tokenizer import KIND, WeightTokenizer, config_from_dict
 from igpg.zoo.catalogue import Catalogue
 
 # the zoo's training networks: task and generic networks of training tasks, architectures and seeds (probe networks,
-# role "probe", are a generator's option, see `GeneratorConfig.probe_targets`)
+# role "probe", are a generator's option, see `TrainConfig.probe_targets` of igpg/generator/config.py)
 _TRAINING = "n.seed_split='train' AND t.split='train' AND a.split='train'"
 TRAIN_SPLIT = f"{_TRAINING} AND n.role IN ('task', 'generic')"
 PROBES = f"{_TRAINING} AND n.role='probe'"
