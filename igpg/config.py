@@ -58,7 +58,7 @@ class Config(BaseModel):
         """A validated copy with dotted keys set: {"train.lr": 3e-4}."""
         raw = self.to_dict()
         for path, value in changes.items():
-            set_dotted(raw, path, value, type(self))
+            set_dotted(raw, path, value, type(self), head=f"{self.what} config")
         return type(self).parse(raw)
 
     def replace(self, **changes: Any):
@@ -171,15 +171,15 @@ def _keys_at(schema: Schema, loc: tuple, node: Any) -> list[str]:
     return sorted(map(str, node)) if isinstance(node, dict) else []
 
 
-def set_dotted(raw: dict, path: str, value: Any, schema: Schema = None) -> None:
+def set_dotted(raw: dict, path: str, value: Any, schema: Schema = None, head: str = "--set") -> None:
     """Set raw[a][b][c] = value for path "a.b.c". Each part must be a key the `schema` allows at its place (a
     missing section is created), or, where it says nothing, a key `raw` already has. An unknown path is an error,
-    never a new key."""
+    never a new key. Errors start with `head` (the command-line option, or "generator config" for `override`)."""
     node, parts = raw, path.split(".")
     for i in range(len(parts)):
         allowed = _keys_at(schema, tuple(parts[:i]), node)
         if parts[i] not in allowed:
-            raise IgpgError(f"--set {path}: unknown key {'.'.join(parts[: i + 1])!r}; allowed: "
+            raise IgpgError(f"{head} {path}: unknown key {'.'.join(parts[: i + 1])!r}; allowed: "
                             f"{', '.join(allowed) or 'none (not a section)'}")
         if i == len(parts) - 1:
             node[parts[i]] = value
@@ -187,7 +187,7 @@ def set_dotted(raw: dict, path: str, value: Any, schema: Schema = None) -> None:
         if node.get(parts[i]) is None and schema is not None and _keys_at(schema, tuple(parts[: i + 1]), None):
             node[parts[i]] = {}
         if not isinstance(node.get(parts[i]), dict):
-            raise IgpgError(f"--set {path}: {'.'.join(parts[: i + 1])!r} is not a section")
+            raise IgpgError(f"{head} {path}: {'.'.join(parts[: i + 1])!r} is not a section")
         node = node[parts[i]]
 
 
