@@ -220,3 +220,33 @@ def load_config(cls: type[Config], path: str | Path, overrides: list[str] | None
     """A config file (YAML) with `--set` overrides, validated."""
     raw = apply_overrides(read_yaml(path, cls.what), overrides, cls)
     return cls.parse(raw, where=path)
+
+
+def sections_of_flat(raw: Any, sections: dict[str, type[BaseModel]], removed: dict[str, Any], what: str,
+                     where: str | Path | None = None) -> Any:
+    """A flat mapping (a config written before its sections: every key at the top) read into `sections`
+    ({"model": ModelCls, ...}), each key into the section whose model has that field; anything else as it is.
+    A key in `removed` (an option taken out, with its neutral value) is dropped if it holds that value (a list
+    equals a tuple; a bool never equals a number) and refused otherwise, in one line headed "`what` config"."""
+    if not (isinstance(raw, dict) and raw and not set(raw) & set(sections)):
+        return raw
+    owner: dict[str, str] = {}
+    for section, cls in sections.items():
+        for name in cls.model_fields:
+            if owner.setdefault(name, section) != section:
+                raise IgpgError(f"{what} config: field {name!r} is in sections {owner[name]!r} and {section!r}")
+    head = f"{what} config" + (f" {str(where)!r}" if where is not None else "")
+    out: dict[str, dict] = {}
+    for key in sorted(raw, key=str):
+        if key in removed:
+            value, neutral = raw[key], removed[key]
+            same = (tuple(value) if isinstance(value, list) else value) == neutral
+            if not same or isinstance(value, bool) != isinstance(neutral, bool):
+                raise IgpgError(f"{head}: option {key!r} was removed; an old config may hold it only at its "
+                                f"neutral value {neutral!r}, got {repr(value)[:40]}")
+            continue
+        section = owner.get(key) if isinstance(key, str) else None
+        if section is None:
+            raise IgpgError(f"{head}: unknown key {str(key)!r}; allowed: {', '.join(sorted(owner))}")
+        out.setdefault(section, {})[key] = raw[key]
+    return out

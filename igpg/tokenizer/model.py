@@ -74,8 +74,6 @@ class TokenizerTrainConfig(Config):
 
 
 SECTIONS = {"model": TokenizerModelConfig, "train": TokenizerTrainConfig}
-_OWNER = {name: section for section, cls in SECTIONS.items() for name in cls.model_fields}
-assert len(_OWNER) == sum(len(c.model_fields) for c in SECTIONS.values()), "a field name in two sections"
 
 
 class TokenizerConfig(Config):
@@ -85,11 +83,6 @@ class TokenizerConfig(Config):
     what = "tokenizer"
     model: TokenizerModelConfig = TokenizerModelConfig()
     train: TokenizerTrainConfig = TokenizerTrainConfig()
-
-    @staticmethod
-    def owner(name: str) -> str | None:
-        """The section ("model", "train") a flat key (of a config written before the sections) belongs to."""
-        return _OWNER.get(name)
 
 
 def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Module:

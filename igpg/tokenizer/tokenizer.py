@@ -22,7 +22,7 @@ import torch
 
 from igpg.arch import ArchSpec
 from igpg.checkpoint import check_model_size, load_model_state, read_config, save_model
-from igpg.config import apply_overrides, read_yaml
+from igpg.config import apply_overrides, read_yaml, sections_of_flat
 from igpg.errors import IgpgError
 from igpg.tokenizer.chunking import NUM_POSITION_FEATURES, ChunkLayout, chunk_layout, chunk_network, unchunk
 from igpg.tokenizer.any_state_chunking import (
@@ -83,28 +83,7 @@ def config_from_dict(raw: Any, where: str | Path | None = None) -> TokenizerConf
 
 def _as_sections(raw: Any, where: str | Path | None) -> Any:
     """A flat mapping (a config written before the sections) as sections; anything else as it is."""
-    if isinstance(raw, dict) and raw and not set(raw) & set(SECTIONS):
-        return _sections_of_flat(raw, where)
-    return raw
-
-
-def _sections_of_flat(raw: dict, where: str | Path | None) -> dict:
-    """Each key of a flat config into the section that owns it; its removed options only at their neutral value."""
-    head = "tokenizer config" + (f" {str(where)!r}" if where is not None else "")
-    out: dict[str, dict] = {}
-    for key in sorted(raw, key=str):
-        if key in REMOVED:
-            value, neutral = raw[key], REMOVED[key]
-            if value != neutral or type(value) is not type(neutral):
-                raise IgpgError(f"{head}: option {key!r} was removed; an old config may hold it only at its "
-                                f"neutral value {neutral!r}, got {repr(value)[:40]}")
-            continue
-        section = TokenizerConfig.owner(key) if isinstance(key, str) else None
-        if section is None:
-            allowed = sorted(k for cls in SECTIONS.values() for k in cls.model_fields)
-            raise IgpgError(f"{head}: unknown key {str(key)!r}; allowed: {', '.join(allowed)}")
-        out.setdefault(section, {})[key] = raw[key]
-    return out
+    return sections_of_flat(raw, SECTIONS, REMOVED, "tokenizer", where)
 
 
 def load_tokenizer_config(path, overrides: list[str] | None = None) -> TokenizerConfig:
