@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from igpg.arch import ArchSpec
-from igpg.data import Task
+from igpg.data import Task, load_dataset
+from igpg.evaluation.accuracy import accuracy
 from igpg.errors import IgpgError
 from igpg.generator import ParameterGenerator, SamplingConfig, WeightGenerator
 from igpg.generator.conditions import sample_profile, support_set
@@ -388,6 +389,40 @@ def test_base_state_is_the_generic_rows_of_the_labels():
     assert key == "mlp:64-16-10@digits" and plan.exact and plan.steps == ("widen layer 0 16->24",)
     assert bank.base("cnn:1x8x8-4-2", "digits", [3, 5]) is None  # no generic network of the family
     assert bank.base("mlp:64-16-2", "mnist1d", [3, 5]) is None  # other dataset (other input too)
+
+
+def test_group_rows_fit_the_generic_networks_group_log_probability():
+    """A group's output row is fitted on unlabelled inputs to the log-sum-exp of its classes' logits: on real
+    digits it beats the mean row (bias + log of the group size), single classes keep their exact rows, and
+    without inputs the mean row stays."""
+    from igpg.generator.base_rows import base_state, group_inputs
+
+    ds = load_dataset("digits")
+    spec = ArchSpec.parse("mlp:64-32-10")
+    torch.manual_seed(0)
+    net = spec.build()
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(300):  # a generic network of all ten classes
+        i = torch.randint(len(ds.train.y), (64,))
+        loss = torch.nn.functional.cross_entropy(net(ds.train.x[i]), ds.train.y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    generic = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    labels = [6, 3, [4, 5, 7, 9]]
+    test = Task.from_classes("digits", labels).relabel(ds.test)
+    small = ArchSpec.parse("mlp:64-32-3")
+    mean_rows = base_state(generic, labels)
+    fitted = base_state(generic, labels, spec, group_inputs("digits"))
+    assert torch.equal(fitted["head.weight"][:2], generic["head.weight"][[6, 3]])
+    assert torch.equal(fitted["head.bias"][:2], generic["head.bias"][[6, 3]])
+    assert torch.equal(fitted["hidden.0.weight"], generic["hidden.0.weight"])
+    acc = {name: accuracy(small.load(st), test.x, test.y) for name, st in (("mean", mean_rows), ("fit", fitted))}
+    assert acc["fit"] > acc["mean"] + 0.05, acc
+    with torch.no_grad():  # what the fitted row approximates: the generic network's maximum over the group
+        z = net(test.x)
+        group_max = torch.stack([z[:, 6], z[:, 3], z[:, [4, 5, 7, 9]].max(1).values], 1)
+    assert acc["fit"] >= float((group_max.argmax(1) == test.y).float().mean()) - 0.05, acc
 
 
 def test_base_bank_holds_training_architectures_only(tiny_zoo, tmp_path):

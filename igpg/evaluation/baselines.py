@@ -8,8 +8,8 @@ Used as is, no training:
 - zoo mean (`zoo_mean_net`): the element-wise mean of the weights of the training-split zoo networks of the same
   architecture and dataset (the weight-space average that weight generators are often compared with);
 - generic rows (`generic_rows_net`): the zoo's generic network of the same hidden layers trained on all classes of
-  the dataset, with its output rows selected for the requested labels (a grouped label gets the mean of its
-  classes' rows, plus the log of the group size on the bias). The strongest cheap baseline for class-subset tasks.
+  the dataset, with its output rows selected for the requested labels (a grouped label gets a row fitted to
+  the log-sum-exp of its classes' logits on unlabelled training inputs: `base_rows.group_rows`). The strongest cheap baseline for class-subset tasks.
 - transform: the zoo's generic network of the nearest training architecture carried over to the request's
   architecture by `igpg.transform` (widen by splitting, deepen with identity layers, narrow by importance, ...), its
   output rows selected for the labels: the learngene / Net2Net / FRONT family of training-free baselines; for a
@@ -37,7 +37,7 @@ from torch import nn
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluation.accuracy import accuracy
-from igpg.generator.base_rows import GenericBank, base_state
+from igpg.generator.base_rows import GenericBank, base_state, group_inputs
 from igpg.transform import transform_state
 from igpg.zoo.catalogue import Catalogue
 
@@ -68,7 +68,8 @@ def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
     hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
     if not hits:
         return None
-    return spec.load(base_state(zoo.load(hits[0]["net_id"]).state_dict(), query["labels"]))
+    generic = zoo.load(hits[0]["net_id"]).state_dict()
+    return spec.load(base_state(generic, query["labels"], gen_arch, group_inputs(query["dataset"])))
 
 
 def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
