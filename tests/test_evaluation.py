@@ -9,8 +9,9 @@ from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.errors import IgpgError
 from igpg.evaluation.accuracy import accuracy
-from igpg.evaluation.baselines import generic_rows_net, zoo_mean_net
+from igpg.evaluation.baselines import generic_group_max, generic_rows_net, zoo_mean_net
 from igpg.evaluation.heldout import CATEGORIES, TRAIN_ONLY, check_heldout, select_queries
+from igpg.generator.base_rows import GenericBank
 from igpg.zoo import Catalogue
 
 
@@ -29,10 +30,13 @@ def test_heldout_guard_refuses_training_networks(tiny_zoo):
 
 
 def test_generic_rows_baseline_selects_and_merges_rows(tiny_zoo):
+    """Single labels get the generic network's own rows; a group the fitted row the generator's base has too; the
+    group-max reference is the generic network's logits maxed over each group."""
     zoo = Catalogue(tiny_zoo)
     rows = zoo.rows("n.role='task'")
     grouped = next(r for r in rows if any(isinstance(x, list) for x in r["labels"]))
     plain = next(r for r in rows if not any(isinstance(x, list) for x in r["labels"]))
+    bank = GenericBank.from_zoo(tiny_zoo)
     for q in (plain, grouped):
         net = generic_rows_net(zoo, q)
         assert net is not None
@@ -41,12 +45,25 @@ def test_generic_rows_baseline_selects_and_merges_rows(tiny_zoo):
         generic = zoo.load(gen_row["net_id"]).state_dict()
         state = net.state_dict()
         for i, lab in enumerate(q["labels"]):
-            group = lab if isinstance(lab, list) else [lab]
-            assert torch.allclose(state["head.weight"][i], generic["head.weight"][group].mean(0))
-            assert math.isclose(float(state["head.bias"][i]),
-                                float(generic["head.bias"][group].mean()) + math.log(len(group)), rel_tol=1e-5)
+            if isinstance(lab, list):  # fitted to the group's log-sum-exp: not the mean row
+                assert not torch.allclose(state["head.weight"][i], generic["head.weight"][lab].mean(0))
+            else:
+                assert torch.equal(state["head.weight"][i], generic["head.weight"][lab])
+                assert torch.equal(state["head.bias"][i], generic["head.bias"][lab])
+        if gen_row["arch_split"] == "train":  # the generator's base of the same request has the same rows
+            base = bank.base(q["arch"], q["dataset"], q["labels"])
+            assert all(torch.equal(state[k], base[k]) for k in state)
         hidden = [k for k in state if not k.startswith("head.")]
         assert hidden and all(torch.equal(state[k], generic[k]) for k in hidden)
+        test = Task.from_classes(q["dataset"], q["labels"]).relabel(load_dataset(q["dataset"]).test)
+        groups = [x if isinstance(x, list) else [x] for x in q["labels"]]
+        with torch.no_grad():
+            logits = ArchSpec.parse(arch_out).load(generic)(test.x)
+        by_hand = torch.stack([logits[:, g].max(1).values for g in groups], 1).argmax(1)
+        assert generic_group_max(zoo, q, test) == int((by_hand == test.y).sum()) / len(test.y)
+        if q is plain:  # no group: the maximum is the row itself
+            assert generic_group_max(zoo, q, test) == accuracy(net, test.x, test.y)
+    assert math.isnan(generic_group_max(zoo, {**plain, "arch": "mlp:64-7-3"}, test))
 
 
 def test_zoo_mean_baseline_averages_training_networks(tiny_zoo):

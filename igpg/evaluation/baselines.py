@@ -9,7 +9,9 @@ Used as is, no training:
   architecture and dataset (the weight-space average that weight generators are often compared with);
 - generic rows (`generic_rows_net`): the zoo's generic network of the same hidden layers trained on all classes of
   the dataset, with its output rows selected for the requested labels (a grouped label gets a row fitted to
-  the log-sum-exp of its classes' logits on unlabelled training inputs: `base_rows.group_rows`). The strongest cheap baseline for class-subset tasks.
+  the log-sum-exp of its classes' logits on unlabelled training inputs: `base_rows.group_rows`);
+- generic group max (`generic_group_max`): that generic network with its logits maxed over each label's classes (not
+  a linear head; for grouped labels the reference the generated network is held to); The strongest cheap baseline for class-subset tasks.
 - transform: the zoo's generic network of the nearest training architecture carried over to the request's
   architecture by `igpg.transform` (widen by splitting, deepen with identity layers, narrow by importance, ...), its
   output rows selected for the labels: the learngene / Net2Net / FRONT family of training-free baselines; for a
@@ -60,16 +62,37 @@ def unflat(vec: torch.Tensor, spec: ArchSpec) -> dict[str, torch.Tensor]:
 
 
 
+def _generic(zoo: Catalogue, query: dict) -> tuple[dict[str, torch.Tensor], str] | None:
+    """The zoo's generic network of the query's hidden layers and dataset (state, architecture), or None."""
+    spec = ArchSpec.parse(query["arch"])
+    gen_arch = str(spec.with_outputs(load_dataset(query["dataset"]).num_classes))
+    hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
+    return (zoo.load(hits[0]["net_id"]).state_dict(), gen_arch) if hits else None
+
+
 def generic_rows_net(zoo: Catalogue, query: dict) -> torch.nn.Module | None:
     """The generic-rows baseline for the query (None when the zoo has no generic network of those hidden layers)."""
-    spec = ArchSpec.parse(query["arch"])
-    n_classes = load_dataset(query["dataset"]).num_classes
-    gen_arch = str(spec.with_outputs(n_classes))
-    hits = zoo.rows("n.role='generic' AND n.arch=? AND t.dataset=?", (gen_arch, query["dataset"]))
-    if not hits:
+    found = _generic(zoo, query)
+    if found is None:
         return None
-    generic = zoo.load(hits[0]["net_id"]).state_dict()
-    return spec.load(base_state(generic, query["labels"], gen_arch, group_inputs(query["dataset"])))
+    generic, gen_arch = found
+    return ArchSpec.parse(query["arch"]).load(base_state(generic, query["labels"], gen_arch,
+                                                         group_inputs(query["dataset"])))
+
+
+@torch.no_grad()
+def generic_group_max(zoo: Catalogue, query: dict, test) -> float:
+    """Test accuracy of the zoo's generic network of the query's hidden layers with its logits maxed over each
+    label's classes (a grouped label scores as its best class): not a network of the query's architecture (no
+    linear head computes a maximum), the reference for grouped labels; nan without a generic network."""
+    found = _generic(zoo, query)
+    if found is None:
+        return float("nan")
+    generic, gen_arch = found
+    logits = ArchSpec.parse(gen_arch).load(generic).eval()(test.x)
+    groups = [x if isinstance(x, list) else [x] for x in query["labels"]]
+    pred = torch.stack([logits[:, g].max(1).values for g in groups], 1).argmax(1)
+    return int((pred == test.y).sum()) / len(test.y)
 
 
 def zoo_mean_net(zoo: Catalogue, query: dict, train_rows: list[dict]) -> torch.nn.Module | None:
