@@ -1,6 +1,7 @@
 """Data: the offline dataset registry, tasks (dataset + ordered output labels + instruction), support files."""
 
 from igpg.data.datasets import DATASETS, Dataset, Split, list_datasets, load_dataset, num_classes_of, using_data_root
+from igpg.data.read_labels import describe_labels, labels_from_instruction
 from igpg.data.support import Support, load_support
 from igpg.data.tasks import (
     Label,
@@ -23,7 +24,9 @@ __all__ = [
     "Task",
     "assign_split",
     "default_instruction",
+    "describe_labels",
     "instructions",
+    "labels_from_instruction",
     "list_datasets",
     "load_dataset",
     "load_support",
