@@ -96,6 +96,9 @@ ZooDir = Annotated[Path, typer.Argument(help="Zoo directory (catalogue.sqlite + 
 InstructionArg = Annotated[str, typer.Argument(help="What the network should do, in plain words.")]
 DatasetOpt = Annotated[str, typer.Option(help="Dataset name: digits, mnist, mnist1d, torchvision:<Name>.")]
 ClassesOpt = Annotated[str, typer.Option(help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON.")]
+ReadClassesOpt = Annotated[Optional[str], typer.Option(
+    "--classes", show_default=False, help="Output labels in order: 3,5,8 or groups 1+3+5,0+2+4 or JSON. Left out: "
+    "read from the instruction, which must name them in order ('is it a 3 or an 8?', 'odd vs even').")]
 ArchOpt = Annotated[str, typer.Option(help="Architecture, e.g. mlp:64-32-3 or cnn:1x8x8-8-16-3.")]
 ModelOpt = Annotated[Optional[Path], typer.Option(help="Generator directory (default: the released model).")]
 # budgets (generator/budget.py): the defaults are DEFAULT_MAX_PARAMS and DEFAULT_MAX_MEMORY
@@ -377,9 +380,9 @@ def train_generator_cmd(
 def generate_cmd(
     instruction: InstructionArg,
     dataset: DatasetOpt,
-    classes: ClassesOpt,
     arch: ArchOpt,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
+    classes: ReadClassesOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
     seed: Annotated[int, typer.Option(min=0, help="Seed for the support samples and sampling.")] = 0,
@@ -398,7 +401,12 @@ def generate_cmd(
     """Generate a network for a task and write it as safetensors with its metadata; print its test accuracy.
 
     Example: igpg generate "Classify handwritten digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --out net.safetensors
+
+    Without --classes the labels are read from the instruction and printed before decoding (an instruction they
+    cannot be read from unambiguously is refused):
+    igpg generate "Is it a three or an eight?" --dataset digits --arch mlp:64-32-2 --out net.safetensors
     """
+    from igpg.data import describe_labels, load_dataset
     from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
@@ -419,13 +427,17 @@ def generate_cmd(
     gen.budget = budget
     req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
+    if classes is None:  # said before decoding, so a misreading costs nothing
+        ds = load_dataset(dataset, _root(data_root))
+        out.print(f"labels read from the instruction: {describe_labels(req.task.labels, ds)}", markup=False,
+                  highlight=False)
     note = gen.coverage_note(req.spec, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     with _Bars() as bars:
         net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, seed=seed, sampling=sampling,
                            data_root=data_root, progress=bars)
-    acc = evaluate(net, dataset, classes, split="test", data_root=data_root)  # the string the task was parsed from
+    acc = evaluate(net, dataset, req.task.classes_json(), split="test", data_root=data_root)  # given or read
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
         remove_stale_temps(out_file)  # what a generate killed mid-save left
         if (out_file.exists() or out_file.is_symlink()) and not overwrite:

@@ -69,6 +69,29 @@ def test_shipped_default_model_generates_offline(tmp_path):
     ArchSpec.parse("mlp:64-32-3").build().load_state_dict(load_file(out), strict=True)
 
 
+def test_generate_without_classes_reads_them_from_the_instruction(tmp_path, cli):
+    """The released model, labels read from the instruction: printed before decoding, recorded in the file, and the
+    test accuracy printed is the network's on those labels."""
+    from igpg import evaluate, load
+
+    out = tmp_path / "net.safetensors"
+    res = cli("generate", "Is it a three or an eight?", "--dataset", "digits", "--arch", "mlp:64-32-2", "--out", out)
+    assert res.code == 0, res.err
+    assert "labels read from the instruction: output 0 = 3, output 1 = 8\n" in res.out
+    meta = safe_open(out, "pt").metadata()
+    assert json.loads(meta["igpg.classes"]) == [3, 8] and meta["igpg.labels_from"] == "instruction"
+    printed = float(res.out.split("test accuracy ")[1].split()[0])
+    assert printed == pytest.approx(evaluate(load(out), dataset="digits", classes=[3, 8]), abs=1e-4) and printed > 0.9
+
+
+def test_generate_unreadable_instruction_exit_2_nothing_written(tmp_path, cli):
+    out = tmp_path / "net.safetensors"
+    res = cli("generate", "asdf qwerty zxcv", "--dataset", "digits", "--arch", "mlp:64-32-2", "--out", out)
+    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
+    assert "could not read the labels from the instruction" in res.err and "--classes 3,5,8" in res.err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 def test_generate_or_retrieve_returns_the_better_and_says_which(tiny_pipeline, tiny_zoo):
     from igpg.generator import ParameterGenerator
 

@@ -3,6 +3,7 @@
     gen = igpg.ParameterGenerator.from_pretrained()          # the released default (shipped inside the package)
     net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8],
                        arch="mlp:64-32-3", samples=1, seed=0)
+    net = gen.generate("Is it a three or an eight?", dataset="digits", arch="mlp:64-32-2")  # labels read: [3, 8]
     gen.save_pretrained("my-gen")                             # a folder that holds everything it needs
     gen = igpg.ParameterGenerator.from_pretrained("my-gen", device="cuda")
 
@@ -34,7 +35,7 @@ from igpg.arch import ArchSpec
 from igpg.checkpoint import check_model_size, load_model_state, read_config
 from igpg.coverage import KIND_TEXT, arch_kind
 from igpg.checkpoint import save_model
-from igpg.data import Task, load_dataset, using_data_root
+from igpg.data import Task, describe_labels, labels_from_instruction, load_dataset, using_data_root
 from igpg.device import resolve_device
 from igpg.errors import IgpgError
 from igpg.evaluation.accuracy import accuracy
@@ -61,6 +62,7 @@ class Request:
     task: Task
     spec: ArchSpec
     seed: int = 0
+    labels_from: str = "classes"  # or "instruction": no classes were given, the labels were read from it
 
 
 @dataclass
@@ -182,15 +184,27 @@ class ParameterGenerator:
                 "What it trained on: `igpg info`.")
 
     # ---- validation ----------------------------------------------------------------------------------------
-    def check_request(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, seed: int = 0,
-                      data_root: str | Path | None = None) -> Request:
+    def check_request(self, instruction: str, dataset: str, classes=None, arch: ArchSpec | str | None = None,
+                      seed: int = 0, data_root: str | Path | None = None) -> Request:
         """The request, checked (one-line `IgpgError`s); `data_root`: where a torchvision:<Name> dataset's files are.
-        The architecture is parsed here, once: from here on it travels as `Request.spec`."""
+        `classes=None`: the labels are read from the instruction (`labels_from_instruction`; refused when they cannot
+        be read unambiguously). The architecture is parsed here, once: from here on it travels as `Request.spec`."""
         instruction = check_instruction(instruction)
-        task = Task.from_classes(dataset, classes, instruction)
+        root = None if data_root is None else str(data_root)
+        if classes is None:
+            task = Task(dataset, labels_from_instruction(instruction, load_dataset(dataset, root)), instruction)
+        else:
+            task = Task.from_classes(dataset, classes, instruction)
+        if arch is None:
+            raise IgpgError("no architecture given; pass one, e.g. arch='mlp:64-32-3'")
         spec = ArchSpec.parse(arch)
-        ds = load_dataset(dataset, None if data_root is None else str(data_root))
-        spec.check_compatible(ds.input_shape, task.num_labels)
+        ds = load_dataset(dataset, root)
+        try:
+            spec.check_compatible(ds.input_shape, task.num_labels)
+        except IgpgError as e:
+            if classes is not None:
+                raise
+            raise IgpgError(f"{e} (labels read from the instruction: {describe_labels(task.labels, ds)})") from None
         cfg = self.cfg
         if spec.family not in cfg.model.families:
             raise IgpgError(f"this generator supports families {', '.join(cfg.model.families)}, not {spec.family!r}")
@@ -208,7 +222,7 @@ class ParameterGenerator:
             big = isinstance(seed, int) and seed.bit_length() > 100  # str() of a huge int raises
             raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got "
                             f"{f'an integer of {seed.bit_length()} bits' if big else repr(seed)[:40]}")
-        return Request(instruction, task, spec, seed)
+        return Request(instruction, task, spec, seed, "classes" if classes is not None else "instruction")
 
     # ---- generation ----------------------------------------------------------------------------------------
     def _decode(self, requests: list[Request], sc: SamplingConfig, k: int, seeds: list[int],
@@ -248,7 +262,7 @@ class ParameterGenerator:
             out += self._decode(requests[i : i + n], sc, k, seeds[i : i + n], rows)
         return out
 
-    def generate(self, instruction: str, dataset: str, classes, arch: ArchSpec | str, seed: int = 0,
+    def generate(self, instruction: str, dataset: str, classes=None, arch: ArchSpec | str | None = None, seed: int = 0,
                  sampling: SamplingConfig | None = None, data_root: str | Path | None = None,
                  progress: Progress | None = None, **overrides) -> nn.Module:
         """A network for the task, ready to use, decoded as `sampling` says (default `SamplingConfig()`: one greedy
@@ -259,8 +273,10 @@ class ParameterGenerator:
         ties). With `base_candidate` (a base_rows model), the request's base itself (float weights, see
         `base_candidate`) competes too and wins ties: the decoder must do better on the support samples than the
         network it starts from (`net.igpg_metadata["igpg.source"]` says which was picked).
-        `data_root`: the folder of a torchvision:<Name> dataset. `progress(phase, done, total)` is called with
-        phase "candidates" after each decoding pass and "rows" after each decoded row."""
+        `classes=None` reads the labels from the instruction (`igpg.data.labels_from_instruction`); the metadata
+        then says so (`igpg.labels_from`). `data_root`: the folder of a torchvision:<Name> dataset.
+        `progress(phase, done, total)` is called with phase "candidates" after each decoding pass and "rows" after
+        each decoded row."""
         sc = sampling_config(sampling, **overrides)
         with using_data_root(data_root):
             req = self.check_request(instruction, dataset, classes, arch, seed)
@@ -327,7 +343,8 @@ class ParameterGenerator:
     def generate_batch(self, requests: Iterable[dict], sampling: SamplingConfig | None = None,
                        data_root: str | Path | None = None, progress: Progress | None = None,
                        errors: str = "raise", **overrides) -> list[nn.Module | Exception]:
-        """Many requests ({instruction, dataset, classes, arch, seed}), decoded in batches of one architecture (as
+        """Many requests ({instruction, dataset, classes, arch, seed}; classes missing or None: read from the
+        instruction), decoded in batches of one architecture (as
         many as the memory budget allows at once), each as `generate` decodes it (`sampling`, `overrides`).
 
         errors="raise": the first bad request raises. errors="return": each request fails alone (bad input, a size
@@ -342,10 +359,10 @@ class ParameterGenerator:
             for i, r in enumerate(requests):
                 out.append(None)
                 try:
-                    if not isinstance(r, Mapping) or any(key not in r for key in ("instruction", "dataset", "classes",
-                                                                                   "arch")):
-                        raise IgpgError(f"request {i + 1}: expected a dict with instruction, dataset, classes, arch[, seed]")
-                    reqs[i] = self.check_request(r["instruction"], r["dataset"], r["classes"], r["arch"],
+                    if not isinstance(r, Mapping) or any(key not in r for key in ("instruction", "dataset", "arch")):
+                        raise IgpgError(f"request {i + 1}: expected a dict with instruction, dataset, arch[, classes, "
+                                        "seed]")
+                    reqs[i] = self.check_request(r["instruction"], r["dataset"], r.get("classes"), r["arch"],
                                                  r.get("seed", 0))
                     if sc.guidance != 1.0:
                         self.budget.check(reqs[i].spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk,
@@ -396,9 +413,9 @@ class ParameterGenerator:
         return retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits,
                         min_accuracy=min_accuracy, splits=splits, data_root=None if data_root is None else str(data_root))
 
-    def generate_or_retrieve(self, instruction: str, dataset: str, classes, arch, seed: int = 0, hits: int = 5,
-                             zoo=None, sampling: SamplingConfig | None = None, data_root: str | Path | None = None,
-                             **overrides) -> nn.Module:
+    def generate_or_retrieve(self, instruction: str, dataset: str, classes=None, arch=None, seed: int = 0,
+                             hits: int = 5, zoo=None, sampling: SamplingConfig | None = None,
+                             data_root: str | Path | None = None, **overrides) -> nn.Module:
         """The better of the generated network (decoded as `generate` decodes it: `sampling`, `overrides`) and the
         `hits` nearest zoo networks of exactly this architecture and these labels, judged on the support samples;
         `net.igpg_metadata["igpg.source"]` says which it is ("generated", "base:..." or "retrieved:<net_id>"). Ties
@@ -416,7 +433,8 @@ class ParameterGenerator:
         best, best_acc = net, net.igpg_support_acc
         x, y = support_set(req.task, self.cfg.model.k_support if sc.k is None else sc.k, seed=seed)
         try:
-            found = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits)
+            found = retrieve(zoo if zoo is not None else DEFAULT_ZOO, instruction, dataset, req.task.labels, req.spec,
+                         hits=hits)
         except IgpgError:
             found = []  # no zoo, or nothing compatible in it: the generated network stands
         for hit in found:
@@ -437,6 +455,8 @@ class ParameterGenerator:
             "igpg.classes": req.task.classes_json(), "igpg.generator": self.name, "igpg.seed": str(req.seed),
             "igpg.samples": str(samples), "igpg.source": "generated",
         }
+        if req.labels_from != "classes":  # no classes were given: the labels in igpg.classes were read from it
+            net.igpg_metadata["igpg.labels_from"] = req.labels_from
 
     def describe(self) -> dict:
         return {"name": self.name, "config": self.cfg.model_dump(mode="json"),
