@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _LAZY = {  # public name -> the module that defines it
     "ArchSpec": "igpg.arch",
-    "Dataset": "igpg.data", "Task": "igpg.data", "list_datasets": "igpg.data", "load_dataset": "igpg.data",
+    "Dataset": "igpg.data", "Task": "igpg.data", "labels_from_instruction": "igpg.data", "list_datasets": "igpg.data",
+    "load_dataset": "igpg.data",
     "evaluate": "igpg.evaluation.accuracy",
     "ExportRequest": "igpg.export", "export_networks": "igpg.export", "load": "igpg.export",
     "parse_requests": "igpg.export", "read_metadata": "igpg.export",
@@ -41,5 +42,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["ArchSpec", "Dataset", "ExportRequest", "IgpgError", "ParameterGenerator", "SamplingConfig", "Task", "evaluate",
-           "export_networks", "import_zoo", "list_datasets", "load", "load_dataset", "parse_requests",
-           "read_metadata"]
+           "export_networks", "import_zoo", "labels_from_instruction", "list_datasets", "load", "load_dataset",
+           "parse_requests", "read_metadata"]
