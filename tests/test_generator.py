@@ -179,13 +179,14 @@ def test_released_config_loads_and_an_older_one_with_removed_options_off_too():
     raw = read_config(DEFAULT_MODEL, KIND)
     released = config_from_dict(raw)
     assert released.model.base_rows and released.model.row_keys == 8192 and released.model.compositional
-    assert not set(OLD_NEUTRAL) & set(raw)  # the release no longer writes them
-    assert config_from_dict({**raw, **OLD_NEUTRAL}) == released
+    assert set(raw) == {"model", "train", "codes"}  # the release is written in sections, without them
+    flat = {key: value for section in raw.values() for key, value in section.items()}  # as released before 2026-12
+    assert config_from_dict({**flat, **OLD_NEUTRAL}) == released
     # the defaults are the released model and recipe; its code format came from its tokenizer
     from igpg.generator import GeneratorConfig, ModelConfig, TrainConfig
 
     assert released.model == ModelConfig() and released.train == TrainConfig()
-    assert (released.codes.vocab, released.codes.codes_per_chunk, released.codes.tokenizer) == (1024, 5, "rvq5")
+    assert (released.codes.vocab, released.codes.codes_per_chunk, released.codes.tokenizer) == (1024, 6, "rvq6")
     # written anew in sections, it reads back the same; the recipe default.yaml is the release minus the tokenizer
     assert set(released.to_dict()) == {"model", "train", "codes"} and config_from_dict(released.to_dict()) == released
     from igpg.generator.model_dir import load_generator_config

@@ -155,12 +155,13 @@ def test_cli_train_and_eval_tokenizer(tiny_zoo, tmp_path, cli):
 
 
 def test_config_sections_and_flat_configs_of_before(tmp_path):
-    """The released tokenizers' config.json is flat (every key at the top, `extra: {}` among them): each key is read
-    into the section that owns it; `extra` only at its neutral value; an unknown key refused; new ones are sectioned."""
+    """A tokenizer released before the sections (tokenizers/rvq5) has a flat config.json (every key at the top,
+    `extra: {}` among them): each key is read into the section that owns it; `extra` only at its neutral value; an
+    unknown key refused; new ones (the default generator's tokenizers/rvq6) are sectioned."""
     from igpg.checkpoint import read_config
     from igpg.tokenizer.tokenizer import KIND, config_from_dict
 
-    released = ROOT / "igpg" / "pretrained" / "default" / "tokenizer"
+    released = ROOT / "tokenizers" / "rvq5"
     raw = read_config(released, KIND)
     assert "extra" in raw and "model" not in raw  # the file as released, flat
     cfg = config_from_dict(raw)
@@ -168,8 +169,12 @@ def test_config_sections_and_flat_configs_of_before(tmp_path):
         (5, "layer_std", 1024, 5)
     assert (cfg.train.steps, cfg.train.batch_size, cfg.train.lr) == (1500, 4096, 1e-3)
     assert WeightTokenizer.load(released).cfg == cfg
-    for name in ("default", "rvq5"):
+    for name in ("default", "rvq5", "rvq6"):
         assert WeightTokenizer.load(ROOT / "tokenizers" / name).cfg.model.chunk_size == 8
+    shipped = ROOT / "igpg" / "pretrained" / "default" / "tokenizer"
+    assert set(read_config(shipped, KIND)) == {"model", "train"}
+    assert WeightTokenizer.load(shipped).cfg == WeightTokenizer.load(ROOT / "tokenizers" / "rvq6").cfg
+    assert WeightTokenizer.load(shipped).cfg.model.num_quantizers == 6
     # removed and unknown keys: one line each
     for bad, msg in [({**raw, "extra": {"a": 1}}, "option 'extra' was removed; an old config may hold it only at "
                       "its neutral value {}, got {'a': 1}"),
