@@ -29,6 +29,8 @@ from igpg import ArchSpec, IgpgError, export_networks, load, read_metadata
 from igpg.errors import MAX_MESSAGE, one_line
 from igpg.export import read_manifest
 from igpg.generator.api import DEFAULT_MODEL
+from igpg.generator.config import SECTIONS as GENERATOR_SECTIONS
+from igpg.tokenizer.model import SECTIONS as TOKENIZER_SECTIONS
 from test_bad_input import snapshot  # every file and directory under a root, with modes and hashes
 from igpg.generator.budget import FIXED, Budget, parse_size, request_cost
 from igpg.generator.rows import row_layout
@@ -64,6 +66,16 @@ def generate(*extra: str, instruction: str = INSTRUCTION, arch: str = SMALL, out
     return setup
 
 
+def _edit_config(path: Path, changes: dict, sections: dict) -> None:
+    """Set each key of `changes` in the section of a config.json that owns it (a flat config: at the top)."""
+    meta = json.loads(path.read_text())
+    cfg = meta["config"]
+    for key, value in changes.items():
+        owner = next((name for name, cls in sections.items() if key in cls.model_fields), None)
+        (cfg[owner] if owner in cfg else cfg)[key] = value
+    path.write_text(json.dumps(meta))
+
+
 def model_dir(tmp: Path, config: dict | None = None, weights: Callable[[dict], dict] | None = None,
               generic: Callable[[Path], None] | None = None, tokenizer: dict | None = None) -> Path:
     """A copy of the released model with its config edited, its weights changed, a generic file damaged, or its
@@ -71,13 +83,9 @@ def model_dir(tmp: Path, config: dict | None = None, weights: Callable[[dict], d
     d = tmp / "model"
     shutil.copytree(DEFAULT_MODEL, d)
     if tokenizer is not None:  # the released model carries its tokenizer (model/tokenizer): edit that copy
-        meta = json.loads((d / "tokenizer" / "config.json").read_text())
-        meta["config"].update(tokenizer)
-        (d / "tokenizer" / "config.json").write_text(json.dumps(meta))
+        _edit_config(d / "tokenizer" / "config.json", tokenizer, TOKENIZER_SECTIONS)
     if config is not None:
-        meta = json.loads((d / "config.json").read_text())
-        meta["config"].update(config)
-        (d / "config.json").write_text(json.dumps(meta))
+        _edit_config(d / "config.json", config, GENERATOR_SECTIONS)
     if weights is not None:
         state, metadata = load_weights(d / "model.safetensors")
         save_weights(d / "model.safetensors", weights(state), metadata)
