@@ -15,11 +15,10 @@ import argparse
 import statistics
 from pathlib import Path
 
-import torch
-
 from igpg.arch import ArchSpec
 from igpg.data import Task, load_dataset
 from igpg.evaluation.accuracy import accuracy
+from igpg.evaluation.baselines import generic_group_max
 from igpg.generator.base_rows import base_state, generic_key, group_inputs
 from igpg.zoo.catalogue import Catalogue
 
@@ -48,10 +47,7 @@ def main() -> None:
         generic = zoo.load(generics[q["key"]]).state_dict()
         spec = ArchSpec.parse(arch)
         test = Task.from_classes(q["dataset"], q["labels"]).relabel(load_dataset(q["dataset"]).test)
-        groups = [x if isinstance(x, list) else [x] for x in q["labels"]]
-        with torch.no_grad():
-            z = ArchSpec.parse(gen_arch).load(generic)(test.x)
-        group_max = float((torch.stack([z[:, g].max(1).values for g in groups], 1).argmax(1) == test.y).float().mean())
+        group_max = generic_group_max(zoo, q, test)
         mean_row = accuracy(spec.load(base_state(generic, q["labels"])), test.x, test.y)
         fitted = accuracy(spec.load(base_state(generic, q["labels"], gen_arch, group_inputs(q["dataset"]))),
                           test.x, test.y)
