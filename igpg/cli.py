@@ -11,6 +11,7 @@ Bad input prints `error: <one line>` on stderr and exits with code 2; nothing is
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -379,9 +380,14 @@ def train_generator_cmd(
 @app.command("generate")
 def generate_cmd(
     instruction: InstructionArg,
-    dataset: DatasetOpt,
     arch: ArchOpt,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the network (.safetensors).")],
+    dataset: Annotated[Optional[str], typer.Option(show_default=False, help=(
+        "Registered dataset: digits, mnist, mnist1d, mnist8, fashion8, ucr_<name>, torchvision:<Name> "
+        "(`igpg data list`). Or pass --support."))] = None,
+    support: Annotated[Optional[Path], typer.Option(show_default=False, help=(
+        "Your own labelled samples (.csv: a label column, then the features; .npz: arrays x, y) for data igpg has "
+        "not registered; replaces --dataset. Output i is label i in sorted order, or as --classes picks them."))] = None,
     classes: ReadClassesOpt = None,
     model: ModelOpt = None,
     samples: SamplesOpt = None,
@@ -405,12 +411,16 @@ def generate_cmd(
     Without --classes the labels are read from the instruction and printed before decoding (an instruction they
     cannot be read from unambiguously is refused):
     igpg generate "Is it a three or an eight?" --dataset digits --arch mlp:64-32-2 --out net.safetensors
+
+    Your own data (a few labelled samples per label, CSV or NPZ) instead of a registered dataset: the hidden layers
+    of the generic network taking the same input, output rows fitted to your samples:
+    igpg generate "Gun or point?" --support my_samples.csv --arch mlp:40-64-2 --out net.safetensors
     """
     from igpg.data import describe_labels, load_dataset
     from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
-    from igpg.io import check_writable, locked_dir, remove_stale_temps, save_weights
+    from igpg.io import check_writable
 
     if out_file.suffix != ".safetensors":
         raise IgpgError(f"--out must end in .safetensors, got {out_file}")
@@ -420,11 +430,31 @@ def generate_cmd(
         raise IgpgError(f"directory {out_file.parent} does not exist")
     if (out_file.exists() or out_file.is_symlink()) and not overwrite:
         raise IgpgError(f"--out {out_file} exists; pass --overwrite to replace it")
+    if (dataset is None) == (support is None):
+        raise IgpgError("pass --dataset NAME (a registered dataset) or --support FILE (your own labelled samples)"
+                        + (", not both" if dataset is not None else ""))
+    if support is not None:
+        given = [name for name, v in (("--samples", samples), ("--k", k), ("--temperature", temperature),
+                                      ("--top-k", top_k), ("--top-p", top_p), ("--guidance", guidance),
+                                      ("--data-root", data_root)) if v is not None]
+        if given:
+            raise IgpgError(f"{', '.join(given)} do{'es' if len(given) == 1 else ''} not apply with --support: every "
+                            "support sample is used and nothing is sampled")
     sampling = _sampling(samples=samples, k=k, temperature=temperature, top_k=top_k, top_p=top_p, guidance=guidance)
     budget = Budget(parse_size(max_params, "--max-params"), parse_size(max_memory, "--max-memory"))
     check_writable(out_file.parent)
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     gen.budget = budget
+    if support is not None:
+        picked = None if classes is None else [int(c) if c.strip().lstrip("+-").isdigit() else c.strip()
+                                               for c in classes.split(",")]
+        net = gen.generate_from_support(instruction, support, arch, classes=picked, seed=seed)
+        meta = net.igpg_metadata
+        out.print(f"labels (output order): {', '.join(json.loads(meta['igpg.classes']))} ({meta['igpg.support']}); "
+                  f"{meta['igpg.source']}", markup=False, highlight=False)
+        _save_network(out_file, net, overwrite, f"support accuracy {net.igpg_support_acc:.4f} (on the samples it "
+                      "was fitted to; no test split)")
+        return
     req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
     if classes is None:  # said before decoding, so a misreading costs nothing
@@ -438,13 +468,19 @@ def generate_cmd(
         net = gen.generate(instruction, dataset=dataset, classes=classes, arch=req.spec, seed=seed, sampling=sampling,
                            data_root=data_root, progress=bars)
     acc = evaluate(net, dataset, req.task.classes_json(), split="test", data_root=data_root)  # given or read
+    _save_network(out_file, net, overwrite, f"support accuracy {net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+
+
+def _save_network(out_file: Path, net, overwrite: bool, figures: str) -> None:
+    """Write a generated network and its metadata (atomically, writers of one directory taking turns); print it."""
+    from igpg.io import locked_dir, remove_stale_temps, save_weights
+
     with locked_dir(out_file.parent):  # concurrent writers of one directory take turns: the sha printed is the file's
         remove_stale_temps(out_file)  # what a generate killed mid-save left
         if (out_file.exists() or out_file.is_symlink()) and not overwrite:
             raise IgpgError(f"--out {out_file} was written by another process meanwhile; pass --overwrite to replace it")
         digest = save_weights(out_file, net.state_dict(), net.igpg_metadata)
-        out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); support accuracy "
-                  f"{net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+        out.print(f"wrote {out_file} ({net.igpg_metadata['igpg.arch']}, sha256 {digest[:12]}); {figures}")
 
 
 @app.command("info")

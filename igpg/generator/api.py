@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ from igpg.generator.conditions import sample_profile, support_set
 from igpg.generator.model import WeightGenerator
 from igpg.generator.model_dir import KIND, TOKENIZER_DIR, config_from_dict
 from igpg.generator.sample import SamplingConfig, sample_codes, sampling_config
+from igpg.generator.support_rows import same_input_sources, support_network
 from igpg.text import check_instruction, embed_texts
 from igpg.tokenizer.chunking import _chunks_per_row
 from igpg.tokenizer.tokenizer import Codes, WeightTokenizer
@@ -174,7 +176,12 @@ class ParameterGenerator:
         if kind == "trained" or not self.cfg.model.base_rows:
             return None
         found = self.bank.source(spec, dataset)
-        if found is None:
+        borrowed = same_input_sources(self.bank, spec, load_dataset(dataset).input_shape, exclude=dataset) \
+            if found is None else []
+        if borrowed:
+            start = (f"it borrows the hidden layers of {borrowed[0][0]} (same input) with output rows fitted to the "
+                     "support samples (support rows: above chance, below training on them; eval/results/support.md)")
+        elif found is None:
             start = "no base can be carried over to it, so it is decoded from the conditions alone: expect near-chance accuracy"
         else:
             key, plan = found
@@ -330,15 +337,61 @@ class ParameterGenerator:
         if not self.cfg.model.base_rows:
             return None
         found = self.bank.source(req.spec, req.task.dataset)
-        if found is None:
-            return None
         x, y = support_set(req.task, k, seed=req.seed)
+        if found is None:  # no generic network of this dataset: support rows on one that takes the same input
+            made = support_network(self.bank, req.spec, x, y, req.task.labels,
+                                   load_dataset(req.task.dataset).input_shape, exclude=req.task.dataset)
+            if made is None:
+                return None
+            net, source = made
+            net.igpg_base = True
+            return Candidate(net, accuracy(net, x, y), req.seed, source)
         state, _ = self.bank.carried(*found, req.task.dataset, req.task.labels, calibrate=x)
         net = req.spec.load(state)
         net.igpg_base = True
         key, plan = found
         source = key.rsplit("@", 1)[0] + (f" carried over ({'; '.join(plan.steps)})" if plan.steps else "")
         return Candidate(net, accuracy(net, x, y), req.seed, source)
+
+    def generate_from_support(self, instruction: str, support, arch: ArchSpec | str, classes=None,
+                              seed: int = 0) -> nn.Module:
+        """A network for the user's own labelled samples (`support`: a `igpg.data.Support` or the path of a CSV / NPZ
+        file, read by `igpg.data.load_support`), for data no generic network was trained on: the hidden layers of
+        the nearest generic network taking the same input, output rows fitted to every support sample
+        (`generator/support_rows.py`; no decoding, no gradient step). Output i is label i of the support set (sorted,
+        or as `classes` picks and orders them). The instruction is recorded, not read. `net.igpg_support_acc` is the
+        accuracy on the support samples themselves (a fit, not a held-out estimate)."""
+        from igpg.data.support import Support, load_support
+
+        instruction = check_instruction(instruction)
+        if arch is None:
+            raise IgpgError("no architecture given; pass one, e.g. arch='mlp:40-64-2'")
+        spec = ArchSpec.parse(arch)
+        if not isinstance(support, Support):
+            support = load_support(support, input_shape=spec.input_shape if spec.family == "cnn" else None,
+                                   labels=classes)
+        elif classes is not None:
+            raise IgpgError("classes= picks labels while reading a support file; this support set is already read")
+        spec.check_compatible(support.input_shape, len(support.labels))
+        if spec.family not in self.cfg.model.families:
+            raise IgpgError(f"this generator supports families {', '.join(self.cfg.model.families)}, not {spec.family!r}")
+        self.budget.check(spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk)
+        made = support_network(self.bank, spec, support.x, support.y, support.labels, support.input_shape)
+        if made is None:
+            shapes = sorted({"x".join(map(str, load_dataset(key.rpartition("@")[2]).input_shape)) for key in self.bank.states})
+            raise IgpgError(f"no generic network of this generator takes {spec.family} input "
+                            f"{'x'.join(map(str, support.input_shape))}; it has inputs {', '.join(shapes) or 'none'}")
+        net, source = made
+        net.igpg_base = True
+        net.igpg_support_acc = accuracy(net, support.x, support.y)
+        counts = support.counts()
+        net.igpg_metadata = {
+            "igpg.arch": str(spec), "igpg.instruction": instruction, "igpg.dataset": "support",
+            "igpg.classes": json.dumps(list(support.labels)), "igpg.generator": self.name, "igpg.seed": str(seed),
+            "igpg.samples": "1", "igpg.source": source,
+            "igpg.support": f"{len(support.y)} samples, {min(counts.values())}-{max(counts.values())} per label",
+        }
+        return net
 
     def generate_batch(self, requests: Iterable[dict], sampling: SamplingConfig | None = None,
                        data_root: str | Path | None = None, progress: Progress | None = None,
