@@ -116,17 +116,17 @@ DataRootOpt = Annotated[Optional[Path], typer.Option(
 # unset is SamplingConfig's default, so the command line and the API decode alike
 SamplesOpt = Annotated[Optional[int], typer.Option(min=1, show_default=False, help=(
     "Best-of-K: decode K networks (one at --temperature, K-1 sampled) and keep the best on the support samples "
-    "[default: 1, greedy only]."))]
+    "\\[default: 1, greedy only]."))]
 KOpt = Annotated[Optional[int], typer.Option("--k", min=1, max=1000, show_default=False, help=(
-    "Support samples: labelled samples per label to condition on [default: the model's, 5 for the released one]."))]
+    "Support samples: labelled samples per label to condition on \\[default: the model's, 5 for the released one]."))]
 TemperatureOpt = Annotated[Optional[float], typer.Option(min=0.0, max=100.0, show_default=False, help=(
-    "0 = greedy; >0 samples (the K-1 extra candidates of --samples use 0.5 when it is 0) [default: 0]."))]
+    "0 = greedy; >0 samples (the K-1 extra candidates of --samples use 0.5 when it is 0) \\[default: 0]."))]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", min=1, show_default=False, help=(
-    "Sample among the K most likely codes only [default: all]."))]
+    "Sample among the K most likely codes only \\[default: all]."))]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, show_default=False, help=(
-    "Sample among the smallest set of codes whose probability reaches P [default: all]."))]
+    "Sample among the smallest set of codes whose probability reaches P \\[default: all]."))]
 GuidanceOpt = Annotated[Optional[float], typer.Option(min=0.0, max=100.0, show_default=False, help=(
-    "Classifier-free guidance scale [default: 1, off]."))]
+    "Classifier-free guidance scale \\[default: 1, off]."))]
 
 
 def _root(data_root: Path | None) -> str | None:

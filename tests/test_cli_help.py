@@ -117,3 +117,13 @@ def test_one_sampling_config_with_keyword_overrides():
         sampling_config(top_n=3)  # not a field: Python's own error, as for any unknown keyword
     with pytest.raises(TypeError):
         SamplingConfig(1)  # keywords only: a bare number could mean samples or temperature
+
+
+def test_generate_help_shows_the_defaults_written_in_brackets():
+    """`[default: ...]` in a help string is rich markup unless escaped: it used to vanish from the rendered help."""
+    proc, _ = _run("generate", "--help")
+    text = re.sub(r"[│\s]+", " ", proc.stdout)
+    for shown in ("[default: 1, greedy only]", "[default: the model's, 5 for the released one]", "[default: 0]",
+                  "[default: all]", "[default: 1, off]"):
+        assert shown in text, shown
+    assert "--support" in text and "--dataset" in text
