@@ -616,8 +616,8 @@ def export_cmd(
 def retrieve_cmd(
     instruction: InstructionArg,
     dataset: DatasetOpt,
-    classes: ClassesOpt,
     arch: ArchOpt,
+    classes: ReadClassesOpt = None,
     hits: Annotated[int, typer.Option(min=1, help="How many networks to return.")] = 5,
     zoo: Annotated[Optional[Path], typer.Option(help="Zoo directory (default: zoos/default).")] = None,
     min_accuracy: Annotated[Optional[float], typer.Option(min=0.0, max=1.0, help="Only networks with at least this test accuracy.")] = None,
@@ -626,12 +626,22 @@ def retrieve_cmd(
     """The nearest zoo networks for a task: exact architecture first, then the same family's nearest shape.
 
     Example: igpg retrieve "Classify digits 3, 5 and 8" --dataset digits --classes 3,5,8 --arch mlp:64-32-3 --hits 5
+
+    Without --classes the labels are read from the instruction and printed first:
+    igpg retrieve "Is it a three or an eight?" --dataset digits --arch mlp:64-32-2
     """
+    from igpg.data import describe_labels, labels_from_instruction, load_dataset
     from igpg.generator.api import DEFAULT_ZOO
     from igpg.retrieval import retrieve
+    from igpg.text import check_instruction
 
     if hits < 1:
         raise IgpgError(f"--hits must be at least 1, got {hits}")
+    if classes is None:
+        ds = load_dataset(dataset, _root(data_root))
+        labels = labels_from_instruction(check_instruction(instruction), ds)
+        out.print(f"labels read from the instruction: {describe_labels(labels, ds)}", markup=False, highlight=False)
+        classes = [list(x) if isinstance(x, (list, tuple)) else x for x in labels]
     found = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits, min_accuracy=min_accuracy,
                      data_root=_root(data_root))
     for i, h in enumerate(found, 1):

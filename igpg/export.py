@@ -6,7 +6,9 @@
     net = load("out/n1.safetensors")                       # strict load; net.igpg_metadata holds the header
 
 A request line: {"name": "n1", "instruction": "...", "dataset": "digits", "classes": [3, 5, 8],
-"arch": "mlp:64-32-3", "seed": 0}; `classes` may nest groups: [[1, 3, 5, 7, 9], [0, 2, 4, 6, 8]].
+"arch": "mlp:64-32-3", "seed": 0}; `classes` may nest groups: [[1, 3, 5, 7, 9], [0, 2, 4, 6, 8]]. Without
+`classes` (or with null) the labels are read from the instruction (`igpg.data.labels_from_instruction`; a request
+they cannot be read from is refused alone), recorded in the manifest and the file (`igpg.labels_from`).
 
 How networks are made is not this module's business: a `Producer` turns a batch of requests into one network
 (plus extra metadata) per request. What this module guarantees:
@@ -33,7 +35,8 @@ import torch
 from torch import nn
 
 from igpg.arch import ArchSpec
-from igpg.data import Task, load_dataset
+from igpg.data import Task, labels_from_instruction, load_dataset
+from igpg.data.read_labels import CLASSES_HINT
 from igpg.errors import IgpgError, one_line
 from igpg.evaluation.accuracy import accuracy
 from igpg.io import atomic_write_text, check_writable, load_weights, read_header, save_weights, sha256_file, temp_pattern
@@ -41,8 +44,8 @@ from igpg.text import check_instruction
 
 MANIFEST = "manifest.jsonl"
 SUFFIX = ".safetensors"
-REQUIRED_KEYS = ("name", "instruction", "dataset", "classes", "arch")
-OPTIONAL_KEYS = ("seed",)
+REQUIRED_KEYS = ("name", "instruction", "dataset", "arch")
+OPTIONAL_KEYS = ("classes", "seed")
 MAX_NAME = 128  # characters; a name is also a file name
 MAX_SEED = 2**63 - 1  # fits int64 (SQLite, numpy) and torch.manual_seed
 # the metadata keys that state the request: a producer may not contradict them
@@ -63,7 +66,7 @@ class ExportRequest:
     name: str  # output file stem: OUT/NAME.safetensors
     instruction: str  # normalised by check_instruction (whitespace collapsed): what the producer conditions on
     dataset: str  # registry name, e.g. "digits"
-    classes: list  # as given: [3, 5, 8] or nested groups [[1, 3], [0, 2]]
+    classes: list | None  # as given: [3, 5, 8] or nested groups [[1, 3], [0, 2]]; None: read from the instruction
     arch: str  # as given; `spec` is the parsed form and str(spec) the canonical one
     seed: int = 0  # non-negative; the producer's seed for this network
     line: int = 0  # 1-based line in the JSONL file (position in the list for API dicts; 0 if built directly)
@@ -78,11 +81,19 @@ class ExportRequest:
         object.__setattr__(self, "instruction", check_instruction(self.instruction))
         if not isinstance(self.dataset, str):
             raise IgpgError(f"dataset must be a string, got {_shown(self.dataset)}")
-        if not isinstance(self.classes, (list, tuple)):
+        if self.classes is not None and not isinstance(self.classes, (list, tuple)):
             raise IgpgError(f"classes must be a list like [3, 5, 8] or [[1, 3], [0, 2]], got {_shown(self.classes)}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got {_shown(self.seed)}")
-        task = Task.from_classes(self.dataset, self.classes, self.instruction)
+        if self.classes is None:
+            try:
+                labels = labels_from_instruction(self.instruction, load_dataset(self.dataset, self.data_root))
+            except IgpgError as e:  # the reader's hint is the command line's; a request gives them as a key
+                raise IgpgError(str(e).replace(CLASSES_HINT, 'give them as "classes", e.g. "classes": [3, 5, 8] or '
+                                                             '[[1, 3, 5], [0, 2, 4]]')) from None
+            task = Task(self.dataset, labels, self.instruction)
+        else:
+            task = Task.from_classes(self.dataset, self.classes, self.instruction)
         spec = ArchSpec.parse(self.arch)
         spec.check_compatible(load_dataset(self.dataset, self.data_root).input_shape, task.num_labels)
         object.__setattr__(self, "task", task)
@@ -90,7 +101,7 @@ class ExportRequest:
 
     @classmethod
     def from_dict(cls, obj: object, line: int = 0, data_root: str | None = None) -> ExportRequest:
-        """A request from a parsed JSON object; exactly the keys name, instruction, dataset, classes, arch[, seed]."""
+        """A request from a parsed JSON object; exactly the keys name, instruction, dataset, arch[, classes, seed]."""
         if not isinstance(obj, Mapping):
             raise IgpgError(f"a request must be a JSON object like {{\"name\": \"n1\", ...}}, got {type(obj).__name__}")
         missing = [k for k in REQUIRED_KEYS if k not in obj]
@@ -98,8 +109,8 @@ class ExportRequest:
         if missing or unknown:
             parts = ([f"missing key(s) {', '.join(missing)}"] if missing else []) + (
                 [f"unknown key(s) {', '.join(unknown)}"] if unknown else [])
-            raise IgpgError(f"{'; '.join(parts)} (keys: {', '.join(REQUIRED_KEYS)}, optional seed)")
-        return cls(obj["name"], obj["instruction"], obj["dataset"], obj["classes"], obj["arch"],
+            raise IgpgError(f"{'; '.join(parts)} (keys: {', '.join(REQUIRED_KEYS)}, optional classes, seed)")
+        return cls(obj["name"], obj["instruction"], obj["dataset"], obj.get("classes"), obj["arch"],
                    obj.get("seed", 0), line, data_root)
 
     def as_dict(self) -> dict:
@@ -114,9 +125,12 @@ class ExportRequest:
 
     def metadata(self, generator: str) -> dict[str, str]:
         """The safetensors `__metadata__` that states this request."""
-        return {"igpg.name": self.name, "igpg.arch": str(self.spec), "igpg.instruction": self.instruction,
+        meta = {"igpg.name": self.name, "igpg.arch": str(self.spec), "igpg.instruction": self.instruction,
                 "igpg.dataset": self.dataset, "igpg.classes": self.task.classes_json(),
                 "igpg.generator": generator, "igpg.seed": str(self.seed)}
+        if self.classes is None:
+            meta["igpg.labels_from"] = "instruction"
+        return meta
 
 
 @dataclass(frozen=True)

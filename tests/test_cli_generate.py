@@ -127,3 +127,13 @@ def test_cli_refuses_every_malformed_architecture(tiny_zoo, tmp_path, cli):
 def test_malformed_json_classes_is_a_one_line_error(tiny_zoo, cli):
     res = cli("retrieve", "x", "--dataset", "digits", "--classes", "[3,5", "--arch", "mlp:64-16-2", "--zoo", tiny_zoo)
     assert res.code == 2 and "not valid JSON" in res.err and len(res.err.strip().splitlines()) == 1
+
+
+def test_retrieve_reads_the_labels_from_the_instruction_without_classes(tiny_zoo, cli):
+    res = cli("retrieve", "Is it a three or an eight?", "--dataset", "digits", "--arch", "mlp:64-16-2", "--zoo",
+              tiny_zoo, "--hits", "2")
+    assert res.code == 0, res.err
+    assert res.out.splitlines()[0] == "labels read from the instruction: output 0 = 3, output 1 = 8"
+    assert res.out.splitlines()[1].startswith("1. ")
+    res = cli("retrieve", "asdf qwerty zxcv", "--dataset", "digits", "--arch", "mlp:64-16-2", "--zoo", tiny_zoo)
+    assert res.code == 2 and "--classes" in res.err and len(res.err.strip().splitlines()) == 1

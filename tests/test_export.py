@@ -323,3 +323,19 @@ def test_load_refuses_damaged_files_in_one_line(good_file, tmp_path, damage):
     assert str(f) in str(e.value) and "\n" not in str(e.value)
     if damage == "mismatch":
         assert "hidden.0.weight is [16, 64], expected [8, 64]" in str(e.value)
+
+
+def test_a_request_without_classes_reads_them_from_the_instruction(tmp_path):
+    reqs = [{"name": "three_eight", "instruction": "Is it a three or an eight?", "dataset": "digits",
+             "arch": "mlp:64-64-2"},
+            {"name": "nonsense", "instruction": "asdf qwerty zxcv", "dataset": "digits", "arch": "mlp:64-64-2"},
+            {"name": "given", "instruction": "Is it a three or an eight?", "dataset": "digits", "classes": [8, 3],
+             "arch": "mlp:64-64-2"}]
+    report = export_networks(reqs, tmp_path, prototype_producer)
+    assert [e.name for e in report.failed] == ["nonsense"]  # refused alone, the others exported
+    assert 'give them as "classes"' in report.failed[0].message and "--classes" not in report.failed[0].message
+    entries = {e["name"]: e for e in read_manifest(tmp_path)}
+    assert entries["three_eight"]["classes"] == [3, 8] and entries["given"]["classes"] == [8, 3]
+    assert read_metadata(tmp_path / "three_eight.safetensors")["igpg.labels_from"] == "instruction"
+    assert "igpg.labels_from" not in read_metadata(tmp_path / "given.safetensors")
+    assert entries["three_eight"]["test_acc"] > 0.9  # measured on the labels read

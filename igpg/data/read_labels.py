@@ -40,11 +40,11 @@ _COUNT_ADJECTIVES = "different|distinct|separate|possible|output|hidden|mutually
 _SEPARATORS = re.compile(r"\b(?:vs|versus|against|from)\b", re.I)  # "1, 3 and 5 vs 0, 2 and 4": two groups
 _NEGATIONS = {"not", "no", "except", "excluding", "exclude", "without", "besides", "nor", "never", "ignore",
               "ignoring", "than", "instead"}  # "than": "other than 3", "rather than 3"
-_HINT = "pass them with --classes, e.g. --classes 3,5,8 or --classes 1+3+5,0+2+4"
+CLASSES_HINT = "pass them with --classes, e.g. --classes 3,5,8 or --classes 1+3+5,0+2+4"
 
 
 def _refuse(reason: str) -> IgpgError:
-    return IgpgError(f"could not read the labels from the instruction: {reason}; {_HINT}")
+    return IgpgError(f"could not read the labels from the instruction: {reason}; {CLASSES_HINT}")
 
 
 @dataclass(frozen=True)
