@@ -504,6 +504,8 @@ def info_cmd(model: ModelOpt = None, tokenizer: TokenizerOpt = None) -> None:
         out.print(f"  {line}")
     out.print("other architectures of these families and datasets start from the nearest trained one, carried over "
               "(wider, deeper: exact; narrower, other activations: calibrated on the support samples)")
+    out.print("other datasets (mnist8, fashion8, ucr_*, or your own samples with generate --support FILE) borrow the "
+              "hidden layers of a network taking the same input, with output rows fitted to the support samples")
 
 
 @eval_app.command("generator")

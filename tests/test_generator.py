@@ -486,6 +486,7 @@ def test_info_lists_what_a_generator_trained_on_and_generate_warns_before_decodi
     train_generator(tiny_zoo, d / "tok", cfg, tmp_path / "g")  # copies the tokenizer into g/tokenizer
     res = cli("info", "--model", tmp_path / "g")
     assert res.code == 0 and "digits mlp: widths 16, depths 1, activation relu; 1 architectures (mlp:64-16)" in res.out
+    assert "your own samples with generate --support FILE" in " ".join(res.out.split())
     ask = lambda arch: cli("generate", "Classify 3, 5 and 8", "--dataset", "digits", "--classes", "3,5,8",  # noqa: E731
                            "--arch", arch, "--model", tmp_path / "g", "--samples", "1", "--out", tmp_path / "n.safetensors",
                            "--overwrite")

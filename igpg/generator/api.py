@@ -4,6 +4,7 @@
     net = gen.generate("Classify handwritten digits 3, 5 and 8", dataset="digits", classes=[3, 5, 8],
                        arch="mlp:64-32-3", samples=1, seed=0)
     net = gen.generate("Is it a three or an eight?", dataset="digits", arch="mlp:64-32-2")  # labels read: [3, 8]
+    net = gen.generate_from_support("Gun or point?", "my_samples.csv", arch="mlp:40-64-2")  # your own samples
     gen.save_pretrained("my-gen")                             # a folder that holds everything it needs
     gen = igpg.ParameterGenerator.from_pretrained("my-gen", device="cuda")
 
