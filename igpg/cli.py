@@ -416,7 +416,7 @@ def generate_cmd(
     of the generic network taking the same input, output rows fitted to your samples:
     igpg generate "Gun or point?" --support my_samples.csv --arch mlp:40-64-2 --out net.safetensors
     """
-    from igpg.data import describe_labels, load_dataset
+    from igpg.data import describe_labels, load_dataset, using_data_root
     from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
@@ -461,7 +461,8 @@ def generate_cmd(
         ds = load_dataset(dataset, _root(data_root))
         out.print(f"labels read from the instruction: {describe_labels(req.task.labels, ds)}", markup=False,
                   highlight=False)
-    note = gen.coverage_note(req.spec, dataset)
+    with using_data_root(_root(data_root)):  # the note reads the dataset's input shape
+        note = gen.coverage_note(req.spec, dataset)
     if note:  # said before decoding: what the user is about to get
         console.print(f"warning: {note}", markup=False, highlight=False)
     with _Bars() as bars:

@@ -113,3 +113,12 @@ def test_bars_render_on_a_terminal_and_stay_quiet_elsewhere():
             assert "candidates" in text and "3/3" in text and "loss 0.8333" in text and "/s" in text
         else:
             assert text == ""
+
+
+def test_released_generator_reaches_the_data_root_and_borrows_mnists_layers(mnist_root, tmp_path, cli):
+    # the coverage note read the dataset without the root: the released model refused every torchvision request
+    out = tmp_path / "net.safetensors"
+    res = cli("generate", *TASK, "--arch", "mlp:784-32-3", "--out", out, "--data-root", mnist_root)
+    assert res.code == 0, res.err
+    assert "borrows the hidden layers of mlp:784-32-10@mnist (same input)" in " ".join(res.err.split())
+    assert safe_open(out, "pt").metadata()["igpg.dataset"] == "torchvision:MNIST"
