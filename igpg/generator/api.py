@@ -360,7 +360,7 @@ class ParameterGenerator:
         file, read by `igpg.data.load_support`), for data no generic network was trained on: the hidden layers of
         the nearest generic network taking the same input, output rows fitted to every support sample
         (`generator/support_rows.py`; no decoding, no gradient step). Output i is label i of the support set (sorted,
-        or as `classes` picks and orders them). The instruction is recorded, not read. `net.igpg_support_acc` is the
+        or as `classes` picks and orders them). The instruction and `seed` are recorded, not used (nothing is drawn). `net.igpg_support_acc` is the
         accuracy on the support samples themselves (a fit, not a held-out estimate)."""
         from igpg.data.support import Support, load_support
 
