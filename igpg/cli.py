@@ -416,7 +416,7 @@ def generate_cmd(
     of the generic network taking the same input, output rows fitted to your samples:
     igpg generate "Gun or point?" --support my_samples.csv --arch mlp:40-64-2 --out net.safetensors
     """
-    from igpg.data import describe_labels, load_dataset, using_data_root
+    from igpg.data import load_dataset, using_data_root
     from igpg.evaluation.accuracy import evaluate
     from igpg.generator import ParameterGenerator
     from igpg.generator.budget import Budget, parse_size
@@ -446,8 +446,7 @@ def generate_cmd(
     gen = ParameterGenerator.from_pretrained(model, tokenizer=tokenizer, device=device)
     gen.budget = budget
     if support is not None:
-        picked = None if classes is None else [int(c) if c.strip().lstrip("+-").isdigit() else c.strip()
-                                               for c in classes.split(",")]
+        picked = None if classes is None else [c.strip() for c in classes.split(",")]  # "03" matches label 3
         net = gen.generate_from_support(instruction, support, arch, classes=picked, seed=seed)
         meta = net.igpg_metadata
         out.print(f"labels (output order): {', '.join(json.loads(meta['igpg.classes']))} ({meta['igpg.support']}); "
@@ -458,9 +457,7 @@ def generate_cmd(
     req = gen.check_request(instruction, dataset, classes, arch, seed, data_root)  # bad input: refused before any work
     check_writable(out_file.parent, 4 * req.spec.n_params + 64 * 1024)  # room for the file, before decoding
     if classes is None:  # said before decoding, so a misreading costs nothing
-        ds = load_dataset(dataset, _root(data_root))
-        out.print(f"labels read from the instruction: {describe_labels(req.task.labels, ds)}", markup=False,
-                  highlight=False)
+        _say_labels_read(req.task.labels, load_dataset(dataset, _root(data_root)))
     with using_data_root(_root(data_root)):  # the note reads the dataset's input shape
         note = gen.coverage_note(req.spec, dataset)
     if note:  # said before decoding: what the user is about to get
@@ -470,6 +467,12 @@ def generate_cmd(
                            data_root=data_root, progress=bars)
     acc = evaluate(net, dataset, req.task.classes_json(), split="test", data_root=data_root)  # given or read
     _save_network(out_file, net, overwrite, f"support accuracy {net.igpg_support_acc:.4f}; test accuracy {acc:.4f}")
+
+
+def _say_labels_read(labels, ds) -> None:
+    from igpg.data import describe_labels
+
+    out.print(f"labels read from the instruction: {describe_labels(labels, ds)}", markup=False, highlight=False)
 
 
 def _save_network(out_file: Path, net, overwrite: bool, figures: str) -> None:
@@ -633,7 +636,7 @@ def retrieve_cmd(
     Without --classes the labels are read from the instruction and printed first:
     igpg retrieve "Is it a three or an eight?" --dataset digits --arch mlp:64-32-2
     """
-    from igpg.data import describe_labels, labels_from_instruction, load_dataset
+    from igpg.data import labels_from_instruction, load_dataset
     from igpg.generator.api import DEFAULT_ZOO
     from igpg.retrieval import retrieve
     from igpg.text import check_instruction
@@ -642,9 +645,8 @@ def retrieve_cmd(
         raise IgpgError(f"--hits must be at least 1, got {hits}")
     if classes is None:
         ds = load_dataset(dataset, _root(data_root))
-        labels = labels_from_instruction(check_instruction(instruction), ds)
-        out.print(f"labels read from the instruction: {describe_labels(labels, ds)}", markup=False, highlight=False)
-        classes = [list(x) if isinstance(x, (list, tuple)) else x for x in labels]
+        classes = labels_from_instruction(check_instruction(instruction), ds)
+        _say_labels_read(classes, ds)
     found = retrieve(zoo or DEFAULT_ZOO, instruction, dataset, classes, arch, hits=hits, min_accuracy=min_accuracy,
                      data_root=_root(data_root))
     for i, h in enumerate(found, 1):

@@ -36,7 +36,6 @@ from torch import nn
 
 from igpg.arch import ArchSpec
 from igpg.data import Task, labels_from_instruction, load_dataset
-from igpg.data.read_labels import CLASSES_HINT
 from igpg.errors import IgpgError, one_line
 from igpg.evaluation.accuracy import accuracy
 from igpg.io import atomic_write_text, check_writable, load_weights, read_header, save_weights, sha256_file, temp_pattern
@@ -86,11 +85,8 @@ class ExportRequest:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise IgpgError(f"seed must be an integer in 0..{MAX_SEED}, got {_shown(self.seed)}")
         if self.classes is None:
-            try:
-                labels = labels_from_instruction(self.instruction, load_dataset(self.dataset, self.data_root))
-            except IgpgError as e:  # the reader's hint is the command line's; a request gives them as a key
-                raise IgpgError(str(e).replace(CLASSES_HINT, 'give them as "classes", e.g. "classes": [3, 5, 8] or '
-                                                             '[[1, 3, 5], [0, 2, 4]]')) from None
+            labels = labels_from_instruction(self.instruction, load_dataset(self.dataset, self.data_root),
+                                             hint='give them as "classes", e.g. "classes": [3, 5, 8] or [[1, 3, 5], [0, 2, 4]]')
             task = Task(self.dataset, labels, self.instruction)
         else:
             task = Task.from_classes(self.dataset, self.classes, self.instruction)

@@ -43,8 +43,8 @@ _NEGATIONS = {"not", "no", "except", "excluding", "exclude", "without", "besides
 CLASSES_HINT = "pass them with --classes, e.g. --classes 3,5,8 or --classes 1+3+5,0+2+4"
 
 
-def _refuse(reason: str) -> IgpgError:
-    return IgpgError(f"could not read the labels from the instruction: {reason}; {CLASSES_HINT}")
+class _Unreadable(IgpgError):
+    """Why the labels cannot be read; `labels_from_instruction` turns it into the user's one-line error."""
 
 
 @dataclass(frozen=True)
@@ -161,12 +161,12 @@ def _check_numbers(tokens: list[_Token], vocab: _Vocabulary, dataset: str) -> li
     out = []
     for t in tokens:
         if t.kind == "range":
-            raise _refuse(f"{t.text!r} is a range or a threshold, not a list of classes")
+            raise _Unreadable(f"{t.text!r} is a range or a threshold, not a list of classes")
         if t.kind == "number":
             if not vocab.numeric:
-                raise _refuse(f"{t.text!r} is a number but the classes of {dataset} have names")
+                raise _Unreadable(f"{t.text!r} is a number but the classes of {dataset} have names")
             if t.value >= vocab.num_classes:
-                raise _refuse(f"{t.text} is not a class of {dataset} (0..{vocab.num_classes - 1})")
+                raise _Unreadable(f"{t.text} is not a class of {dataset} (0..{vocab.num_classes - 1})")
             t = _Token(t.start, t.end, "class", t.value, t.text)
         out.append(t)
     return out
@@ -180,7 +180,7 @@ def _check_negations(text: str, tokens: list[_Token]) -> None:
             words = re.findall(r"[a-z]+", text[prev:t.start].lower())[-3:]
             hit = next((w for w in words if w in _NEGATIONS), None)
             if hit:
-                raise _refuse(f"{t.text!r} follows {hit!r}")
+                raise _Unreadable(f"{t.text!r} follows {hit!r}")
         prev = t.end
 
 
@@ -189,15 +189,15 @@ def _brace_regions(text: str) -> list[tuple[int, int]]:
     for i, ch in enumerate(text):
         if ch == "{":
             if opened is not None:
-                raise _refuse("braces inside braces")
+                raise _Unreadable("braces inside braces")
             opened = i
         elif ch == "}":
             if opened is None:
-                raise _refuse("a '}' without its '{'")
+                raise _Unreadable("a '}' without its '{'")
             regions.append((opened, i))
             opened = None
     if opened is not None:
-        raise _refuse("a '{' without its '}'")
+        raise _Unreadable("a '{' without its '}'")
     return regions
 
 
@@ -227,7 +227,7 @@ def _items(text: str, classes: list[_Token]) -> list[_Item]:
         else:
             items.append(_Item(t.start, t.end, [t.value]))
     if len({it.region for it in items if it.region is not None}) < len(regions):
-        raise _refuse("a group in braces names no class")
+        raise _Unreadable("a group in braces names no class")
     return items
 
 
@@ -247,10 +247,10 @@ def _explicit_labels(text: str, classes: list[_Token]) -> list[Label]:
         segments[-1].append(item)
     for conns in connectors:
         if any("and" in c for c in conns) and any("or" in c for c in conns):
-            raise _refuse("it joins classes with both 'and' and 'or', so the groups are unclear")
+            raise _Unreadable("it joins classes with both 'and' and 'or', so the groups are unclear")
     if len(segments) > 1 and any(len(s) > 1 for s in segments):
         if any(len(s) > 1 and any(it.braced for it in s) for s in segments):
-            raise _refuse("one side of a 'vs' has a group beside other classes")
+            raise _Unreadable("one side of a 'vs' has a group beside other classes")
         return [tuple(sorted(c for it in s for c in it.classes)) for s in segments]
     return [tuple(sorted(it.classes)) for it in items]
 
@@ -263,23 +263,23 @@ def _grouping(names: list[_Token], explicit: list[Label], vocab: _Vocabulary) ->
     found = list(dict.fromkeys(t.value for t in names))  # in order of first appearance
     owners = [g for g in vocab.groupings if set(found) <= set(g.names)]
     if not owners:
-        raise _refuse(f"it mixes names of different groupings ({', '.join(found)})")
+        raise _Unreadable(f"it mixes names of different groupings ({', '.join(found)})")
     complete = [g for g in owners if set(g.names) == set(found)]
     if complete:
         grouping = next((g for g in complete if list(g.names) == found), None)
         if grouping is None:
-            raise _refuse(f"no grouping names {' then '.join(repr(n) for n in found)} in that order")
+            raise _Unreadable(f"no grouping names {' then '.join(repr(n) for n in found)} in that order")
         named = {c for label in explicit for c in label}
         if not explicit or explicit == list(grouping.labels) or any(named == set(lb) for lb in grouping.labels):
             return grouping.labels  # classes beside the names spell out one of its labels: "prime (2, 3, 5, 7)"
-        raise _refuse(f"it names {' and '.join(repr(n) for n in found)} beside classes that are not one of them")
+        raise _Unreadable(f"it names {' and '.join(repr(n) for n in found)} beside classes that are not one of them")
     # one name of a grouping alone ("odd digits 1, 3 and 5"): the classes read must all be of that label
     g = owners[0]
     members = set(g.labels[g.names.index(found[0])])
     if not explicit:
-        raise _refuse(f"it names {found[0]!r} but not the other labels")
+        raise _Unreadable(f"it names {found[0]!r} but not the other labels")
     if any(c not in members for label in explicit for c in label):
-        raise _refuse(f"it names {found[0]!r} beside classes that are not {found[0]}")
+        raise _Unreadable(f"it names {found[0]!r} beside classes that are not {found[0]}")
     return None
 
 
@@ -287,11 +287,18 @@ def _dataset(dataset: str | Dataset) -> Dataset:
     return dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
 
 
-def labels_from_instruction(instruction: str, dataset: str | Dataset) -> tuple[Label, ...]:
+def labels_from_instruction(instruction: str, dataset: str | Dataset, hint: str = CLASSES_HINT) -> tuple[Label, ...]:
     """The ordered labels the instruction names for `dataset` (a registry name or a loaded `Dataset`), as
-    `Task(dataset, labels)` takes them; `IgpgError` (one line, saying to pass --classes) when they cannot be read
-    unambiguously. Deterministic and offline."""
+    `Task(dataset, labels)` takes them; `IgpgError` (one line: why, then `hint`, by default how to pass --classes)
+    when they cannot be read unambiguously. Deterministic and offline."""
     ds = _dataset(dataset)
+    try:
+        return _read(instruction, ds)
+    except _Unreadable as e:
+        raise IgpgError(f"could not read the labels from the instruction: {e}; {hint}") from None
+
+
+def _read(instruction: str, ds: Dataset) -> tuple[Label, ...]:
     text = " ".join(str(instruction).split())
     vocab = _vocabulary(ds.name, ds.description, tuple(ds.class_names))
     tokens = _lex(text, vocab)
@@ -307,15 +314,15 @@ def labels_from_instruction(instruction: str, dataset: str | Dataset) -> tuple[L
     grouped = _grouping([t for t in tokens if t.kind == "name"], explicit, vocab)
     labels = grouped if grouped is not None else tuple(explicit)
     if not labels:
-        raise _refuse(f"it names no class of {ds.name}")
+        raise _Unreadable(f"it names no class of {ds.name}")
     seen: set[int] = set()
     for label in labels:
         for c in label:
             if c in seen:
-                raise _refuse(f"{_label_text(ds, (c,))} is named twice")
+                raise _Unreadable(f"{_label_text(ds, (c,))} is named twice")
             seen.add(c)
     if len(labels) < 2:
-        raise _refuse(f"it names only one label ({_label_text(ds, labels[0])})")
+        raise _Unreadable(f"it names only one label ({_label_text(ds, labels[0])})")
     return labels
 
 

@@ -374,8 +374,6 @@ class ParameterGenerator:
         elif classes is not None:
             raise IgpgError("classes= picks labels while reading a support file; this support set is already read")
         spec.check_compatible(support.input_shape, len(support.labels))
-        if spec.family not in self.cfg.model.families:
-            raise IgpgError(f"this generator supports families {', '.join(self.cfg.model.families)}, not {spec.family!r}")
         self.budget.check(spec, self.cfg.codes.chunk_size, self.cfg.codes.codes_per_chunk)
         made = support_network(self.bank, spec, support.x, support.y, support.labels, support.input_shape)
         if made is None:

@@ -78,12 +78,13 @@ def support_network(bank, spec: ArchSpec, x: torch.Tensor, y: torch.Tensor, labe
     if not found:
         return None
     key, plan, dataset = found[0]
-    src = load_dataset(dataset).train.x
+    source = load_dataset(dataset)
+    src = source.train.x
     # the support samples' mean and spread mapped onto the source's (scalars: the inputs' units, not per feature)
     spread = float(x.std()) if x.numel() > 1 else 0.0
     scale = float(src.std()) / spread if spread > 1e-6 else 1.0
     shift = float(src.mean()) - float(x.mean()) * scale
-    n_src = load_dataset(dataset).num_classes
+    n_src = source.num_classes
     state, _ = bank.carried(key, plan, dataset, list(range(n_src)), calibrate=x * scale + shift)
     target = plan.dst.with_outputs(n_src)
     _fold_input_affine(state, target, scale, shift)
